@@ -1,0 +1,84 @@
+"""Full-ranking evaluation (MMRec protocol): score every item, mask the user's training items, rank with topk."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .data import Dataset
+from .models.base import Recommender
+
+METRICS = ("recall", "ndcg", "precision", "map", "hit")
+
+
+@dataclass
+class EvalResult:
+    """Mean metrics ("recall@20" -> value) and per-user values for paired significance tests."""
+
+    metrics: dict[str, float]
+    per_user: dict[str, np.ndarray]
+    users: np.ndarray
+
+
+def rank_metrics(hits: Tensor, n_relevant: Tensor, ks: tuple[int, ...]) -> dict[str, Tensor]:
+    """Per-user Recall, NDCG, Precision, MAP and HitRate at each K.
+
+    `hits[b, r]` is 1 where the item ranked r for user b is relevant; `n_relevant[b]` is the
+    size of the user's ground truth. MAP@K divides by min(|relevant|, K).
+    """
+    hits = hits.float()
+    n_rel = n_relevant.float()
+    ranks = torch.arange(1, hits.shape[1] + 1, dtype=torch.float32, device=hits.device)
+    discount = 1.0 / torch.log2(ranks + 1.0)
+    cum_hits = hits.cumsum(1)
+    out = {}
+    for k in ks:
+        h, denom = hits[:, :k], torch.clamp(n_rel, max=k)
+        out[f"recall@{k}"] = cum_hits[:, k - 1] / n_rel
+        out[f"precision@{k}"] = cum_hits[:, k - 1] / k
+        out[f"hit@{k}"] = (cum_hits[:, k - 1] > 0).float()
+        ideal = torch.cumsum(discount[:k], 0)[denom.long() - 1]
+        out[f"ndcg@{k}"] = (h * discount[:k]).sum(1) / ideal
+        out[f"map@{k}"] = (h * cum_hits[:, :k] / ranks[:k]).sum(1) / denom
+    return out
+
+
+@torch.no_grad()
+def evaluate(model: Recommender, ds: Dataset, split: str = "valid", ks: tuple[int, ...] = (10, 20),
+             batch_size: int = 4096, eval_mode: bool = True) -> EvalResult:
+    """Rank all items for every user with ground truth in `split`, training items masked.
+
+    `eval_mode=False` keeps dropout on, as the released RecGOAT code evaluates.
+    """
+    was_training = model.training
+    model.train(not eval_mode)
+    device = model.device
+    emb = model()
+    train, truth = ds.csr("train"), ds.csr(split)
+    users = np.flatnonzero(np.diff(truth.indptr) > 0)
+    k_max = max(ks)
+    per_user: dict[str, list[Tensor]] = {}
+    for start in range(0, len(users), batch_size):
+        batch = users[start:start + batch_size]
+        scores = model.score(emb, torch.from_numpy(batch).to(device))
+        seen = _batch_coo(train, batch, device)
+        scores[seen[0], seen[1]] = -torch.inf
+        top = torch.topk(scores, k_max, dim=1).indices
+        gt = torch.zeros_like(scores, dtype=torch.bool)
+        rel = _batch_coo(truth, batch, device)
+        gt[rel[0], rel[1]] = True
+        hits = torch.gather(gt, 1, top)
+        n_rel = torch.from_numpy(np.diff(truth.indptr)[batch]).to(device)
+        for name, v in rank_metrics(hits, n_rel, ks).items():
+            per_user.setdefault(name, []).append(v.cpu())
+    model.train(was_training)
+    pu = {k: torch.cat(v).numpy() for k, v in per_user.items()}
+    return EvalResult({k: float(v.mean()) for k, v in pu.items()}, pu, users)
+
+
+def _batch_coo(m, rows: np.ndarray, device) -> Tensor:
+    """(row-in-batch, column) index pairs of the non-zeros of `m[rows]`."""
+    sub = m[rows].tocoo()
+    return torch.from_numpy(np.vstack([sub.row, sub.col]).astype(np.int64)).to(device)

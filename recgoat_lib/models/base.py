@@ -1,0 +1,53 @@
+"""The one interface every recommender implements, so trainer, evaluator and benchmarks never special-case a model."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class Embeddings:
+    """Final user and item representations of one forward pass, plus model-specific extras
+    (pre-fusion views, OT diagnostics, attention weights) for notebooks and losses."""
+
+    user: Tensor
+    item: Tensor
+    extras: dict[str, Tensor] = field(default_factory=dict)
+
+
+class Recommender(nn.Module, ABC):
+    """A top-K recommender trained with BPR triples.
+
+    `forward()` computes all embeddings once; `loss(users, pos, neg)` returns a dict whose
+    "loss" entry is optimised (other entries are logged); `score(emb, users)` gives full
+    ranking scores [len(users), n_items] from a cached forward pass.
+    """
+
+    #: item modalities the model needs in `Dataset.item_features` (checked before building)
+    required_features: tuple[str, ...] = ()
+
+    @abstractmethod
+    def forward(self) -> Embeddings: ...
+
+    @abstractmethod
+    def loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]: ...
+
+    def score(self, emb: Embeddings, users: Tensor) -> Tensor:
+        return emb.user[users] @ emb.item.T
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+
+def bpr_loss(u: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+    """Bayesian personalised ranking: -log sigmoid(s(u, pos) - s(u, neg)), averaged."""
+    return -nn.functional.logsigmoid((u * pos).sum(-1) - (u * neg).sum(-1)).mean()
+
+
+def l2_reg(*tensors: Tensor) -> Tensor:
+    """MMRec's EmbLoss: squared L2 norm of the batch's ego embeddings, divided by batch size."""
+    return sum(t.pow(2).sum() for t in tensors) / (2 * tensors[0].shape[0])

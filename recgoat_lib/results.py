@@ -1,0 +1,108 @@
+"""The results store: one JSON per run, named by the hash of everything that determines it.
+
+A rerun with the same config is a cache hit; any change (model config, training
+config, seed, dataset contents, library version) gives a new hash, so a stale
+result can never be served.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import subprocess
+from dataclasses import asdict, dataclass, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import __version__
+from .data import REPO_ROOT, Dataset
+from .models import build_model, make_config
+from .train import TrainConfig, TrainResult, resolve_device, seed_everything, train
+
+RESULTS_DIR = REPO_ROOT / "results"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run: dataset, model name and config, training config, seed."""
+
+    dataset: str
+    model: str
+    model_config: Any
+    train: TrainConfig
+    seed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        cfg = asdict(self.model_config) if is_dataclass(self.model_config) else dict(self.model_config)
+        t = asdict(self.train)
+        t.pop("progress")
+        return {"dataset": self.dataset, "model": self.model, "model_config": cfg, "train": t, "seed": self.seed}
+
+    def key(self, dataset_checksum: str) -> str:
+        payload = json.dumps({**self.to_dict(), "data": dataset_checksum, "version": __version__},
+                             sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def spec(dataset: str, model: str, train: TrainConfig, seed: int, **model_overrides) -> RunSpec:
+    return RunSpec(dataset, model, make_config(model, **model_overrides), train, seed)
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run(s: RunSpec, ds: Dataset, use_cache: bool = True, results_dir: Path = RESULTS_DIR,
+        resume: bool = False) -> dict[str, Any]:
+    """Train and evaluate one run, or load it from the cache; returns the run record.
+
+    Per-user test metrics are stored beside the JSON (`.npz`) for paired significance tests.
+    With `resume=True` a checkpoint is kept so an interrupted run continues where it stopped.
+    """
+    key = s.key(ds.checksum())
+    path = results_dir / "runs" / f"{key}.json"
+    if use_cache and path.exists():
+        return json.loads(path.read_text())
+    seed_everything(s.seed)
+    model = build_model(s.model, ds, s.model_config)
+    ckpt = results_dir / "checkpoints" / f"{key}.pt" if resume else None
+    res: TrainResult = train(model, ds, s.train, s.seed, checkpoint=ckpt)
+    record = {
+        "key": key, **s.to_dict(), "dataset_checksum": ds.checksum(), "best_epoch": res.best_epoch,
+        "epochs_run": res.epochs_run, "valid": res.valid, "test": res.test, "history": res.history,
+        "train_seconds_per_epoch": res.train_seconds_per_epoch, "eval_seconds": res.eval_seconds,
+        "peak_rss_mb": res.peak_rss_mb, "n_parameters": sum(p.numel() for p in model.parameters()),
+        "device": str(resolve_device(s.train.device)), "torch": torch.__version__,
+        "library_version": __version__, "git_commit": git_commit(),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path.with_suffix(".npz"), users=res.test_users, **res.test_per_user)
+    path.write_text(json.dumps(record, indent=1, default=float))
+    if ckpt is not None and ckpt.exists():
+        ckpt.unlink()
+    return record
+
+
+def per_user(record: dict[str, Any], results_dir: Path = RESULTS_DIR) -> dict[str, np.ndarray]:
+    """The per-user test metrics saved with a run record."""
+    with np.load(results_dir / "runs" / f"{record['key']}.npz") as z:
+        return dict(z)
+
+
+def records_frame(records: list[dict[str, Any]], metrics: tuple[str, ...] = ("recall@20", "ndcg@20")) -> pd.DataFrame:
+    """One row per run: dataset, model, seed, test metrics, best epoch and timings."""
+    rows = []
+    for r in records:
+        rows.append({"dataset": r["dataset"], "model": r["model"], "seed": r["seed"],
+                     **{m: r["test"][m] for m in metrics}, "best_epoch": r["best_epoch"],
+                     "s_per_epoch": r["train_seconds_per_epoch"], "peak_rss_mb": r["peak_rss_mb"]})
+    return pd.DataFrame(rows)

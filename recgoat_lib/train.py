@@ -1,0 +1,179 @@
+"""BPR training with validation-selected early stopping, resumable checkpoints and per-epoch timings."""
+from __future__ import annotations
+
+import random
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .data import Dataset
+from .evaluate import evaluate
+from .models.base import Recommender
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a model is trained and selected.
+
+    `exclude_train_negatives=False` reproduces the released RecGOAT code, whose uniform
+    negatives may be the user's own positives. `selection="released"` reproduces its
+    model selection: the best *test* NDCG@20 seen, evaluated with dropout still on.
+    """
+
+    epochs: int = 1000
+    batch_size: int = 2048
+    lr: float = 1e-3
+    eval_every: int = 1
+    patience: int = 20
+    ks: tuple[int, ...] = (10, 20)
+    select_metric: str = "recall@20"
+    exclude_train_negatives: bool = True
+    selection: str = "valid"
+    device: str = "auto"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.selection not in ("valid", "released"):
+            raise ValueError(f"selection must be 'valid' or 'released', got {self.selection!r}")
+        if self.epochs < 1 or self.batch_size < 1 or self.eval_every < 1:
+            raise ValueError("epochs, batch_size and eval_every must be positive")
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    valid: dict[str, float]
+    test: dict[str, float]
+    test_per_user: dict[str, np.ndarray]
+    test_users: np.ndarray
+    history: list[dict[str, float]] = field(default_factory=list)
+    train_seconds_per_epoch: float = 0.0
+    eval_seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+    epochs_run: int = 0
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class NegativeSampler:
+    """Uniform negatives per training pair, optionally re-drawn until not a training positive."""
+
+    def __init__(self, ds: Dataset, exclude_positives: bool = True):
+        self.users, self.items = ds.split_pairs("train")
+        self.n_items = ds.n_items
+        self.exclude = exclude_positives
+        self.keys = np.sort(self.users * ds.n_items + self.items)
+        if exclude_positives and np.bincount(self.users).max() >= ds.n_items:
+            raise ValueError("a user has interacted with every item: no negative exists")
+
+    def _is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        keys = users * self.n_items + items
+        pos = np.searchsorted(self.keys, keys)
+        pos = np.minimum(pos, len(self.keys) - 1)
+        return self.keys[pos] == keys
+
+    def epoch(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(users, positives, negatives) for one epoch, shuffled."""
+        order = rng.permutation(len(self.users))
+        u, p = self.users[order], self.items[order]
+        n = rng.integers(self.n_items, size=len(u))
+        if self.exclude:
+            bad = np.flatnonzero(self._is_positive(u, n))
+            while len(bad):
+                n[bad] = rng.integers(self.n_items, size=len(bad))
+                bad = bad[self._is_positive(u[bad], n[bad])]
+        return u, p, n
+
+
+def train(model: Recommender, ds: Dataset, config: TrainConfig, seed: int,
+          checkpoint: Path | None = None) -> TrainResult:
+    """Train with BPR triples; evaluate on validation every `eval_every` epochs in eval mode;
+    stop after `patience` evaluations without improvement; return test metrics at the best epoch.
+
+    With a `checkpoint` path the full state is saved after every evaluation, and a run
+    started with the same path resumes where it stopped.
+    """
+    device = resolve_device(config.device)
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    sampler = NegativeSampler(ds, config.exclude_train_negatives)
+    rng = np.random.default_rng(seed)
+    state = {"epoch": 0, "best": -np.inf, "best_epoch": 0, "bad_evals": 0, "history": [], "best_eval": None}
+    if checkpoint is not None and checkpoint.exists():
+        saved = torch.load(checkpoint, weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        rng.bit_generator.state = saved["rng"]
+        torch.set_rng_state(saved["torch_rng"])
+        state = saved["state"]
+
+    train_times, eval_times = [], []
+    bar = tqdm(range(state["epoch"], config.epochs), desc=type(model).__name__,
+               disable=not config.progress, leave=False)
+    for epoch in bar:
+        model.train()
+        t0 = time.perf_counter()
+        u, p, n = (torch.from_numpy(a).to(device) for a in sampler.epoch(rng))
+        sums: dict[str, float] = {}
+        for start in range(0, len(u), config.batch_size):
+            sl = slice(start, start + config.batch_size)
+            parts = model.loss(u[sl], p[sl], n[sl])
+            optimizer.zero_grad()
+            parts["loss"].backward()
+            optimizer.step()
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+        n_batches = -(-len(u) // config.batch_size)
+        train_times.append(time.perf_counter() - t0)
+        row = {"epoch": epoch + 1, **{k: v / n_batches for k, v in sums.items()}, "train_s": train_times[-1]}
+        if not np.isfinite(row["loss"]):
+            raise FloatingPointError(f"{type(model).__name__}: loss became {row['loss']} at epoch {epoch + 1}")
+
+        if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
+            t1 = time.perf_counter()
+            if config.selection == "released":
+                valid, test = None, evaluate(model, ds, "test", config.ks, eval_mode=False)
+                score = test.metrics["ndcg@20"]
+            else:
+                valid, test = evaluate(model, ds, "valid", config.ks), None
+                score = valid.metrics[config.select_metric]
+            eval_times.append(time.perf_counter() - t1)
+            row.update({"select_score": score, "eval_s": eval_times[-1]})
+            if score > state["best"]:
+                test = test or evaluate(model, ds, "test", config.ks)
+                state.update(best=score, best_epoch=epoch + 1, bad_evals=0, best_eval=(valid, test))
+            else:
+                state["bad_evals"] += 1
+            bar.set_postfix(loss=f"{row['loss']:.4f}", val=f"{score:.4f}", best=state["best_epoch"])
+        state["history"].append(row)
+        state["epoch"] = epoch + 1
+        if checkpoint is not None and "eval_s" in row:
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng.bit_generator.state,
+                        "torch_rng": torch.get_rng_state(), "state": state}, checkpoint)
+        if state["bad_evals"] >= config.patience:
+            break
+
+    valid, test = state["best_eval"]
+    return TrainResult(
+        best_epoch=state["best_epoch"], valid=valid.metrics if valid else {}, test=test.metrics,
+        test_per_user=test.per_user, test_users=test.users, history=state["history"],
+        train_seconds_per_epoch=float(np.mean(train_times)) if train_times else 0.0,
+        eval_seconds=float(np.mean(eval_times)) if eval_times else 0.0,
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, epochs_run=state["epoch"],
+    )
