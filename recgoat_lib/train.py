@@ -6,6 +6,7 @@ import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -101,12 +102,14 @@ class NegativeSampler:
 
 
 def train(model: Recommender, ds: Dataset, config: TrainConfig, seed: int,
-          checkpoint: Path | None = None) -> TrainResult:
+          checkpoint: Path | None = None,
+          on_eval: Callable[[int, Recommender], None] | None = None) -> TrainResult:
     """Train with BPR triples; evaluate on validation every `eval_every` epochs in eval mode;
     stop after `patience` evaluations without improvement; return test metrics at the best epoch.
 
     With a `checkpoint` path the full state is saved after every evaluation, and a run
-    started with the same path resumes where it stopped.
+    started with the same path resumes where it stopped. `on_eval(epoch, model)` is called
+    after each evaluation (notebooks use it to record quantities over training).
     """
     device = resolve_device(config.device)
     model.to(device)
@@ -159,6 +162,8 @@ def train(model: Recommender, ds: Dataset, config: TrainConfig, seed: int,
                 state.update(best=score, best_epoch=epoch + 1, bad_evals=0, best_eval=(valid, test))
             else:
                 state["bad_evals"] += 1
+            if on_eval is not None:
+                on_eval(epoch + 1, model)
             bar.set_postfix(loss=f"{row['loss']:.4f}", val=f"{score:.4f}", best=state["best_epoch"])
         state["history"].append(row)
         state["epoch"] = epoch + 1
