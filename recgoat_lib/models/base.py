@@ -51,3 +51,11 @@ def bpr_loss(u: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
 def l2_reg(*tensors: Tensor) -> Tensor:
     """MMRec's EmbLoss: squared L2 norm of the batch's ego embeddings, divided by batch size."""
     return sum(t.pow(2).sum() for t in tensors) / (2 * tensors[0].shape[0])
+
+
+def info_nce(a: Tensor, b: Tensor, temperature: float) -> Tensor:
+    """Symmetric InfoNCE with in-batch negatives: row i of `a` and row i of `b` are the positive
+    pair, rows L2-normalised, cross-entropy averaged over both directions (a->b and b->a)."""
+    logits = nn.functional.normalize(a, dim=1) @ nn.functional.normalize(b, dim=1).T / temperature
+    target = torch.arange(len(a), device=a.device)
+    return (nn.functional.cross_entropy(logits, target) + nn.functional.cross_entropy(logits.T, target)) / 2
