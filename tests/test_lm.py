@@ -1,0 +1,181 @@
+"""LM features: cache behaviour, no valid/test leakage into user texts, missing-text policies,
+shapes/dtypes, the generator interface and a real encode with the offline MiniLM model."""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recgoat_lib import lm
+from recgoat_lib.data import DataError, Dataset, data_root, item_texts, load_mmrec
+
+
+class BagOfWords:
+    """A fast deterministic stand-in encoder: sum of fixed random word vectors."""
+
+    def __init__(self, identity: str = "bow-16", dim: int = 16):
+        self.identity, self.dim, self.calls = identity, dim, 0
+
+    def encode(self, texts):
+        self.calls += 1
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for r, t in enumerate(texts):
+            for w in t.lower().split():
+                out[r] += np.random.default_rng(zlib.crc32(w.encode())).normal(size=self.dim)
+        return out
+
+
+def tiny(test_items=(5, 3)) -> Dataset:
+    """4 users, 6 items; user 0 trains on items 0,1,2 and holds `test_items` as valid/test."""
+    meta = pd.DataFrame({
+        "title": ["red bike", "blue helmet", "tent", "yoga mat", "", "running shoes"],
+        "brand": ["Aco", "Aco", "Camp", "Zen", "", "Run"],
+        "categories": ["Sports, Cycling", "Sports, Cycling", "Sports, Camping", "Sports, Yoga", "",
+                       "Sports, Running"],
+        "description": [""] * 6,
+    })
+    rows = [(0, 0, 0), (0, 1, 0), (0, 2, 0), (0, test_items[0], 1), (0, test_items[1], 2),
+            (1, 3, 0), (1, 5, 0), (1, 0, 1), (1, 1, 2),
+            (2, 2, 0), (2, 4, 0), (2, 3, 1), (2, 5, 2),
+            (3, 5, 0), (3, 1, 0), (3, 2, 1), (3, 0, 2)]
+    df = pd.DataFrame(rows, columns=["user", "item", "split"]).astype(np.int64)
+    df["timestamp"] = np.arange(len(df), dtype=np.float64)
+    return Dataset(name="tiny", n_users=4, n_items=6, interactions=df, item_meta=meta,
+                   item_text=item_texts(meta))
+
+
+def test_cache_hit_and_invalidation(tmp_path):
+    enc, texts = BagOfWords(), ["red bike", "tent", "yoga mat"]
+    x1, hit1 = lm.encode_cached(enc, texts, tmp_path)
+    x2, hit2 = lm.encode_cached(enc, texts, tmp_path)
+    assert (hit1, hit2) == (False, True) and enc.calls == 1
+    np.testing.assert_array_equal(x1, x2)
+    _, hit3 = lm.encode_cached(enc, ["red bike", "tent", "yoga mats"], tmp_path)
+    _, hit4 = lm.encode_cached(BagOfWords("bow-16-v2"), texts, tmp_path)
+    _, hit5 = lm.encode_cached(enc, texts[::-1], tmp_path)
+    assert not (hit3 or hit4 or hit5)
+    assert len(list(tmp_path.glob("*.npy"))) == 4
+
+
+def test_cache_key_is_unambiguous():
+    assert lm.cache_key("e", ["ab", "c"]) != lm.cache_key("e", ["a", "bc"])
+    assert lm.cache_key("e", ["a"]) != lm.cache_key("f", ["a"])
+
+
+def test_with_lm_features_shapes_dtypes_and_copy(tmp_path, capsys):
+    ds = tiny()
+    out = lm.with_lm_features(ds, BagOfWords(), cache_dir=tmp_path, progress=False)
+    assert out.item_features["text"].shape == (6, 16) and out.item_features["text"].dtype == np.float32
+    assert out.user_features["text"].shape == (4, 16) and out.user_features["text"].dtype == np.float32
+    assert len(out.user_text) == 4 and "text" not in ds.item_features and ds.user_text is None
+    assert "1 items without text (placeholder)" in capsys.readouterr().out
+
+
+def test_user_text_ignores_valid_and_test(tmp_path):
+    enc = BagOfWords()
+    a = lm.encode_dataset(tiny((5, 3)), enc, cache_dir=tmp_path, progress=False)
+    b = lm.encode_dataset(tiny((3, 4)), enc, cache_dir=tmp_path, progress=False)
+    assert a.user_text == b.user_text and b.cache_hit["user"]
+    np.testing.assert_array_equal(a.user, b.user)
+    assert "running shoes" not in a.user_text[0] and "yoga mat" not in a.user_text[0]
+    assert "red bike" in a.user_text[0]
+    moved = tiny()
+    moved.interactions.loc[2, "item"] = 4  # user 0's third training item: tent -> untitled item
+    c = lm.encode_dataset(moved, enc, cache_dir=tmp_path, progress=False)
+    assert "tent" not in c.user_text[0] and not np.allclose(c.user[0], a.user[0])
+
+
+def test_summary_orders_recent_first_and_drops_generic_categories():
+    text = lm.user_preference_texts(tiny(), progress=False)[0]
+    assert text.index("tent") < text.index("blue helmet") < text.index("red bike")
+    assert "Cycling" in text and "Sports" not in text and "Aco" in text
+
+
+def test_missing_text_policies(tmp_path):
+    ds, enc = tiny(), BagOfWords()
+    np.testing.assert_array_equal(lm.missing_items(ds), [4])
+    x, texts, gone, _ = lm.encode_items(ds, enc, "placeholder", tmp_path)
+    assert texts[4] == lm.PLACEHOLDER_TEXT and gone.tolist() == [4]
+    np.testing.assert_allclose(x[4], enc.encode([lm.PLACEHOLDER_TEXT])[0])
+    x, _, _, _ = lm.encode_items(ds, enc, "mean", tmp_path)
+    np.testing.assert_allclose(x[4], x[[0, 1, 2, 3, 5]].mean(0), rtol=1e-6)
+    with pytest.raises(DataError, match="1 items have no text"):
+        lm.encode_items(ds, enc, "error", tmp_path)
+    with pytest.raises(ValueError, match="missing="):
+        lm.encode_items(ds, enc, "zeros", tmp_path)
+
+
+def test_no_item_text_is_a_clear_error(tmp_path):
+    ds = tiny()
+    ds.item_text = None
+    with pytest.raises(DataError, match="no item text"):
+        lm.with_lm_features(ds, BagOfWords(), cache_dir=tmp_path, progress=False)
+
+
+def test_generator_interface(tmp_path):
+    seen = []
+
+    def fake_llm(prompts):
+        seen.extend(prompts)
+        return [f"likes item {p.count('- ')} things" for p in prompts]
+
+    f = lm.encode_dataset(tiny(), BagOfWords(), generator=fake_llm, cache_dir=tmp_path, progress=False)
+    assert len(seen) == 4 and f.user_text[0] == "likes item 3 things"
+    assert "tent" in seen[0] and "running shoes" not in seen[0]
+    with pytest.raises(ValueError, match="3 texts for 4 prompts"):
+        lm.user_preference_texts(tiny(), generator=lambda p: ["x"] * 3, progress=False)
+    with pytest.raises(ValueError, match="empty"):
+        lm.user_preference_texts(tiny(), generator=lambda p: [" "] * len(p), progress=False)
+    with pytest.raises(FileNotFoundError, match="not a local model folder"):
+        lm.TransformersGenerator(tmp_path / "no-such-model")
+
+
+def test_bad_encoder_argument():
+    with pytest.raises(TypeError, match="identity"):
+        lm.as_encoder(42)
+
+
+def test_written_features_load_back(tmp_path, monkeypatch):
+    ds = tiny()
+    root = tmp_path / "data" / "tiny"
+    root.mkdir(parents=True)
+    ds.interactions.rename(columns={"user": "userID", "item": "itemID", "split": "x_label"}).to_csv(
+        root / "tiny.inter", sep="\t", index=False)
+    monkeypatch.setenv("RECGOAT_FEATURE_DIR", str(tmp_path / "features"))
+    f = lm.encode_dataset(ds, BagOfWords(), cache_dir=tmp_path / "cache", progress=False)
+    lm.write_features("tiny", f)
+    back = load_mmrec("tiny", tmp_path / "data")
+    np.testing.assert_array_equal(back.item_features["text"], f.item)
+    np.testing.assert_array_equal(back.user_features["text"], f.user)
+
+
+def test_real_minilm_encode_offline(tmp_path):
+    enc = lm.TextEncoder(progress=False)
+    texts = ["red mountain bike", "blue road bicycle", "organic green tea"]
+    x, hit = lm.encode_cached(enc, texts, tmp_path)
+    assert not hit and x.shape == (3, 384) and x.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
+    assert x[0] @ x[1] > x[0] @ x[2] + 0.2
+    np.testing.assert_allclose(enc.encode(texts), x, atol=1e-6)
+    assert enc.identity.startswith("model@")
+    other = lm.TextEncoder(tmp_path / "missing-model", progress=False)
+    with pytest.raises(FileNotFoundError, match="offline"):
+        other.encode(["x"])
+
+
+SPORTS = data_root() / "sports"
+
+
+@pytest.mark.skipif(not (SPORTS / "item_text.tsv").exists(),
+                    reason=f"real data absent: {SPORTS}/item_text.tsv not found")
+def test_sports_item_text_and_training_histories():
+    from recgoat_lib.data import load_dataset
+    ds = load_dataset("sports")
+    gone = lm.missing_items(ds)
+    assert ds.item_text is not None and 0 < ds.n_items - len(gone) <= ds.n_items
+    train = ds.csr("train")
+    hist = lm.training_histories(ds, progress=False)
+    for h in hist[:500]:
+        assert sorted(h.items) == sorted(train[h.user].indices.tolist())
