@@ -217,9 +217,11 @@ def _require_item_text(ds: Dataset) -> list[str]:
 
 @dataclass(frozen=True)
 class UserHistory:
-    """What a preference text may use: one user's training interactions, oldest first."""
+    """What a preference text may use: one user's training interactions, oldest first
+    (`timed`: ordered by timestamp; otherwise file order, which says nothing about recency)."""
 
     user: int
+    timed: bool
     items: tuple[int, ...]
     titles: tuple[str, ...]
     categories: tuple[tuple[str, int], ...]
@@ -230,7 +232,8 @@ def training_histories(ds: Dataset, progress: bool = True) -> list[UserHistory]:
     """Per-user training history (split 0 only), ordered by timestamp when there is one
     and by file order otherwise; valid/test rows are never read."""
     train = ds.split("train")
-    if "timestamp" in train.columns:
+    timed = "timestamp" in train.columns
+    if timed:
         train = train.sort_values("timestamp", kind="stable")
     titles = _item_titles(ds)
     cats = _item_categories(ds)
@@ -240,7 +243,7 @@ def training_histories(ds: Dataset, progress: bool = True) -> list[UserHistory]:
     for u in tqdm(range(ds.n_users), desc="user histories", disable=not progress, mininterval=1.0):
         items = tuple(int(i) for i in by_user[u]) if u in by_user else ()
         out.append(UserHistory(
-            user=u, items=items,
+            user=u, timed=timed, items=items,
             titles=tuple(titles[i] for i in items if titles[i]),
             categories=tuple(_ranked(c for i in items for c in cats[i])),
             brands=tuple(_ranked(brands[i] for i in items if brands[i])),
@@ -286,7 +289,8 @@ def summarize_preferences(h: UserHistory, n_top: int = 3, n_recent: int = 4) -> 
     if h.brands:
         parts.append(f"Favourite brands: {_join([b for b, _ in h.brands[:n_top]])}.")
     if h.titles:
-        parts.append("Recently bought: " + "; ".join(reversed(h.titles[-n_recent:])) + ".")
+        head = "Recently bought: " if h.timed else "Bought: "
+        parts.append(head + "; ".join(reversed(h.titles[-n_recent:])) + ".")
     if not parts:
         parts.append(f"A shopper with {len(h.items)} past purchases of unknown products.")
     return " ".join(parts)
@@ -296,7 +300,8 @@ def preference_prompt(h: UserHistory, n_history: int = 10) -> str:
     """The instruction an LLM generator receives for one user (training history only)."""
     lines = [f"- {t}" for t in h.titles[-n_history:]] or ["- (no product titles known)"]
     cats = ", ".join(c for c, _ in h.categories[:5]) or "unknown"
-    return ("Here are the products a shopper bought, oldest first:\n" + "\n".join(lines)
+    order = ", oldest first" if h.timed else ""
+    return (f"Here are the products a shopper bought{order}:\n" + "\n".join(lines)
             + f"\nTheir most frequent categories: {cats}.\n"
             "In one or two sentences, describe this shopper's preferences "
             "(product types, styles, brands, price or quality level). Answer:")
