@@ -1,0 +1,328 @@
+"""Numerical checks of the standard results behind RecGOAT's theory (notebook 06).
+
+The paper (v2) argues that the fused representation has lower target error than any
+single-modality one, with the gap bounded by a Wasserstein term and an InfoNCE term.
+Its theorems were not available, so each standard result the argument rests on is
+turned into a measurement on point clouds of embeddings:
+
+- 1-Wasserstein distances: sliced (exact 1-D W1 of random projections, POT's quantile
+  formula, so clouds may differ in size) and exact on a subsample (POT's network simplex);
+- Kantorovich-Rubinstein: for a linear scorer s, |mean s(x) - mean s(y)| <= ||s|| W1;
+  a violation means a bug upstream and raises `TheoryViolation`;
+- InfoNCE: log N - L_NCE lower-bounds I(a; b); compared with the Gaussian (CCA) estimate;
+- target error with fixed users: test BPR loss and Recall/NDCG of each item view, and
+  Jensen's inequality for a convex combination of views (softplus is convex);
+- linear probes: how well a view recovers known ground-truth labels.
+
+Inputs are NumPy arrays or tensors of shape [points, dim]; computations run in float64.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import ot
+import pandas as pd
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from .data import Dataset
+from .evaluate import evaluate
+from .models.base import Embeddings, Recommender, bpr_loss
+
+Array = np.ndarray | Tensor
+
+
+class TheoryViolation(AssertionError):
+    """A mathematical inequality failed on measured data: the inputs or the code are wrong."""
+
+
+def _f64(x: Array, name: str) -> Tensor:
+    """A detached float64 CPU tensor of shape [points, dim]; clear errors for bad input."""
+    t = torch.as_tensor(x.detach() if isinstance(x, Tensor) else np.asarray(x)).cpu().to(torch.float64)
+    if t.ndim != 2 or t.shape[0] == 0 or t.shape[1] == 0:
+        raise ValueError(f"{name}: expected a non-empty [points, dim] array, got shape {tuple(t.shape)}")
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{name}: contains NaN/inf")
+    return t
+
+
+def _pair(x: Array, y: Array) -> tuple[Tensor, Tensor]:
+    x, y = _f64(x, "x"), _f64(y, "y")
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"x and y must have the same dimension, got {x.shape[1]} and {y.shape[1]}")
+    return x, y
+
+
+# --- Wasserstein distances -------------------------------------------------------------
+
+def random_directions(dim: int, n: int, seed: int = 0) -> Tensor:
+    """`n` unit vectors drawn uniformly on the sphere in R^dim, as the columns of [dim, n]."""
+    if dim < 1 or n < 1:
+        raise ValueError(f"need dim >= 1 and n >= 1, got dim={dim}, n={n}")
+    g = torch.Generator().manual_seed(seed)
+    d = torch.randn(dim, n, generator=g, dtype=torch.float64)
+    return d / d.norm(dim=0, keepdim=True)
+
+
+def projected_w1(x: Array, y: Array, directions: Tensor) -> Tensor:
+    """Exact 1-D W1 between the projections of x and y on each direction (column), shape [n].
+
+    Uses POT's quantile-function formula (sorting), so x and y may have different sizes.
+    """
+    x, y = _pair(x, y)
+    directions = _f64(directions, "directions")
+    if directions.shape[0] != x.shape[1]:
+        raise ValueError(f"directions have dimension {directions.shape[0]}, points {x.shape[1]}")
+    return ot.wasserstein_1d(x @ directions, y @ directions, p=1)
+
+
+def sliced_w1(x: Array, y: Array, n_directions: int = 256, seed: int = 0) -> float:
+    """Sliced 1-Wasserstein distance: mean exact 1-D W1 over random unit directions.
+
+    Never exceeds W1(x, y), since every projection on a unit vector is 1-Lipschitz.
+    """
+    x, y = _pair(x, y)
+    return float(projected_w1(x, y, random_directions(x.shape[1], n_directions, seed)).mean())
+
+
+def subsample(x: Array, max_points: int, seed: int = 0) -> Tensor:
+    """At most `max_points` rows of x, drawn without replacement (all rows, in order, if fewer)."""
+    x = _f64(x, "x")
+    if x.shape[0] <= max_points:
+        return x
+    g = torch.Generator().manual_seed(seed)
+    return x[torch.randperm(x.shape[0], generator=g)[:max_points]]
+
+
+def exact_w1(x: Array, y: Array, max_points: int | None = 1000, seed: int = 0) -> float:
+    """Exact W1 (Euclidean ground cost, uniform weights) by POT's `ot.emd2`.
+
+    With `max_points`, each cloud is first subsampled to that many rows (the LP is
+    cubic in the number of points), so the value is W1 of the subsamples.
+    """
+    x, y = _pair(x, y)
+    if max_points is not None:
+        x, y = subsample(x, max_points, seed), subsample(y, max_points, seed + 1)
+    cost = ot.dist(x, y, metric="euclidean")
+    a = torch.full((x.shape[0],), 1.0 / x.shape[0], dtype=torch.float64)
+    b = torch.full((y.shape[0],), 1.0 / y.shape[0], dtype=torch.float64)
+    return float(ot.emd2(a, b, cost, numItermax=1_000_000))
+
+
+# --- Kantorovich-Rubinstein ------------------------------------------------------------
+
+def kr_slack(x: Array, y: Array, scorers: Array, w1: float | None = None, tol: float = 1e-9) -> pd.DataFrame:
+    """Check |mean s(x) - mean s(y)| <= ||s|| * W1 for linear scorers s(z) = <s, z> (rows of `scorers`).
+
+    A linear scorer is ||s||-Lipschitz. With `w1=None` the bound uses the exact 1-D W1 of
+    the projections on s/||s||, itself a lower bound of W1(x, y), so this is the tightest
+    form of the inequality; with `w1` given (e.g. `exact_w1(x, y, max_points=None)`) it uses
+    that value. Returns one row per scorer (lipschitz, gap, w1, bound, slack = bound - gap)
+    and raises `TheoryViolation` when a slack is below -tol * max(1, bound).
+    """
+    x, y = _pair(x, y)
+    s = _f64(scorers, "scorers")
+    if s.shape[1] != x.shape[1]:
+        raise ValueError(f"scorers have dimension {s.shape[1]}, points {x.shape[1]}")
+    lip = s.norm(dim=1)
+    if (lip == 0).any():
+        raise ValueError("a scorer is the zero vector")
+    gap = (x.mean(0) @ s.T - y.mean(0) @ s.T).abs()
+    dist = projected_w1(x, y, (s / lip[:, None]).T) if w1 is None else torch.full_like(lip, float(w1))
+    bound = lip * dist
+    out = pd.DataFrame({"lipschitz": lip.numpy(), "gap": gap.numpy(), "w1": dist.numpy(),
+                        "bound": bound.numpy(), "slack": (bound - gap).numpy()})
+    worst = int(np.argmin(out["slack"].to_numpy() / np.maximum(1.0, out["bound"].to_numpy())))
+    if out["slack"].iloc[worst] < -tol * max(1.0, out["bound"].iloc[worst]):
+        r = out.iloc[worst]
+        raise TheoryViolation(f"Kantorovich-Rubinstein violated for scorer {worst}: gap of means "
+                              f"{r.gap:.6g} > L * W1 = {r.lipschitz:.6g} * {r.w1:.6g} = {r.bound:.6g}")
+    return out
+
+
+# --- Mutual information ----------------------------------------------------------------
+
+def infonce_mi_bound(a: Array, b: Array, temperature: float = 0.2, batch_size: int = 256,
+                     seed: int = 0) -> float:
+    """The InfoNCE lower bound I(a; b) >= log N - L_NCE, averaged over shuffled batches of N rows.
+
+    Row i of `a` and row i of `b` are two views of one item; the critic is CMCL's:
+    cosine similarity / temperature with in-batch negatives (rows L2-normalised). The
+    last incomplete batch is dropped so that every batch has the same N.
+    """
+    a, b = _pair(a, b)
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"paired views need the same number of rows, got {a.shape[0]} and {b.shape[0]}")
+    if a.shape[0] < batch_size:
+        raise ValueError(f"need at least batch_size={batch_size} rows, got {a.shape[0]}")
+    a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
+    order = torch.randperm(a.shape[0], generator=torch.Generator().manual_seed(seed))
+    target = torch.arange(batch_size)
+    losses = []
+    for start in range(0, a.shape[0] - batch_size + 1, batch_size):
+        idx = order[start:start + batch_size]
+        logits = a[idx] @ b[idx].T / temperature
+        losses.append(F.cross_entropy(logits, target))
+    return math.log(batch_size) - float(torch.stack(losses).mean())
+
+
+def canonical_correlations(a: Array, b: Array, ridge: float = 1e-3) -> Tensor:
+    """Canonical correlations between two views (sorted, descending).
+
+    Each covariance gets `ridge` times its mean variance added to the diagonal, which
+    keeps the whitening stable when a view is (nearly) rank deficient.
+    """
+    a, b = _pair_rows(a, b)
+    a, b = a - a.mean(0), b - b.mean(0)
+    n = a.shape[0] - 1
+
+    def inv_sqrt(c: Tensor) -> Tensor:
+        c = c + ridge * c.diagonal().mean() * torch.eye(c.shape[0], dtype=c.dtype)
+        vals, vecs = torch.linalg.eigh(c)
+        return vecs @ torch.diag(vals.clamp_min(1e-300).rsqrt()) @ vecs.T
+
+    whitened = inv_sqrt(a.T @ a / n) @ (a.T @ b / n) @ inv_sqrt(b.T @ b / n)
+    return torch.linalg.svdvals(whitened).clamp(0.0, 1.0 - 1e-12)
+
+
+def gaussian_mi(a: Array, b: Array, ridge: float = 1e-3) -> float:
+    """Mutual information (nats) of two views if they were jointly Gaussian: -1/2 sum log(1 - rho_k^2)."""
+    rho = canonical_correlations(a, b, ridge)
+    return float(-0.5 * torch.log1p(-rho.pow(2)).sum())
+
+
+def _pair_rows(a: Array, b: Array) -> tuple[Tensor, Tensor]:
+    a, b = _f64(a, "a"), _f64(b, "b")
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"paired views need the same number of rows, got {a.shape[0]} and {b.shape[0]}")
+    if a.shape[0] < 3:
+        raise ValueError(f"need at least 3 paired rows, got {a.shape[0]}")
+    return a, b
+
+
+# --- Target error with fixed users -----------------------------------------------------
+
+def evaluation_triples(ds: Dataset, split: str = "test", seed: int = 0) -> tuple[Tensor, Tensor, Tensor]:
+    """(users, positives, negatives) for every pair of `split`, one uniform negative each that
+    the user has not interacted with in any split; fixed by `seed` so all views share them."""
+    users, pos = ds.split_pairs(split)
+    if len(users) == 0:
+        raise ValueError(f"split {split!r} of {ds.name} is empty")
+    seen = np.sort(ds.interactions["user"].to_numpy(np.int64) * ds.n_items
+                   + ds.interactions["item"].to_numpy(np.int64))
+    rng = np.random.default_rng(seed)
+    neg = rng.integers(ds.n_items, size=len(users))
+    bad = np.flatnonzero(np.isin(users * ds.n_items + neg, seen))
+    while len(bad):
+        neg[bad] = rng.integers(ds.n_items, size=len(bad))
+        bad = bad[np.isin(users[bad] * ds.n_items + neg[bad], seen)]
+    return tuple(torch.tensor(a) for a in (users, pos, neg))
+
+
+class FixedEmbeddings(Recommender):
+    """A 'model' that always returns the given user and item vectors, so the standard
+    full-ranking evaluator can score any item view against fixed trained users."""
+
+    def __init__(self, user: Tensor, item: Tensor):
+        super().__init__()
+        self.register_buffer("user", user.detach().float())
+        self.register_buffer("item", item.detach().float())
+
+    def forward(self) -> Embeddings:
+        return Embeddings(self.user, self.item)
+
+    def loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
+        raise TypeError("FixedEmbeddings is for evaluation only; it has nothing to train")
+
+    @property
+    def device(self) -> torch.device:
+        return self.user.device
+
+
+def view_target_error(user: Tensor, views: dict[str, Tensor], ds: Dataset, split: str = "test",
+                      ks: tuple[int, ...] = (20,), seed: int = 0) -> pd.DataFrame:
+    """Target error of each item view with the users held fixed: BPR loss on `split` pairs
+    (shared negatives) and full-ranking Recall/NDCG@k with training items masked.
+
+    Every view is L2-normalised row-wise first, so views differ only in direction, not scale.
+    """
+    if not views:
+        raise ValueError("no item views given")
+    users, pos, neg = evaluation_triples(ds, split, seed)
+    user = user.detach().float().cpu()
+    rows = []
+    for name, item in views.items():
+        if item.shape != (ds.n_items, user.shape[1]):
+            raise ValueError(f"view {name!r} has shape {tuple(item.shape)}, expected ({ds.n_items}, {user.shape[1]})")
+        item = F.normalize(item.detach().float().cpu(), dim=1)
+        metrics = evaluate(FixedEmbeddings(user, item), ds, split, ks).metrics
+        bpr = float(bpr_loss(user[users], item[pos], item[neg]))
+        rows.append({"view": name, "bpr": bpr, **{f"{m}@{k}": metrics[f"{m}@{k}"] for k in ks for m in ("recall", "ndcg")}})
+    return pd.DataFrame(rows)
+
+
+def jensen_check(user: Tensor, views: dict[str, Tensor], weights: dict[str, float],
+                 triples: tuple[Tensor, Tensor, Tensor], tol: float = 1e-6) -> dict[str, float]:
+    """Jensen's inequality for a convex fusion: BPR(sum_k w_k V_k) <= sum_k w_k BPR(V_k).
+
+    For fixed users, BPR's per-pair loss softplus(u.v_neg - u.v_pos) is convex in the item
+    vectors, so the loss of a convex combination of views is at most the same combination
+    of their losses. Views are used as given (no normalisation). Returns the fused loss,
+    the bound, the best single-view loss and the slack; raises `ValueError` for weights that
+    are not convex and `TheoryViolation` if the inequality fails.
+    """
+    if set(weights) != set(views):
+        raise ValueError(f"weights {sorted(weights)} and views {sorted(views)} must name the same views")
+    w = {k: float(v) for k, v in weights.items()}
+    if min(w.values()) < 0 or abs(sum(w.values()) - 1.0) > 1e-9:
+        raise ValueError(f"fusion weights must be >= 0 and sum to 1, got {w}")
+    users, pos, neg = triples
+    u = user.detach().to(torch.float64).cpu()[users]
+    single = {k: float(bpr_loss(u, v.detach().to(torch.float64).cpu()[pos], v.detach().to(torch.float64).cpu()[neg]))
+              for k, v in views.items()}
+    fused = sum(w[k] * views[k].detach().to(torch.float64).cpu() for k in views)
+    lhs = float(bpr_loss(u, fused[pos], fused[neg]))
+    rhs = sum(w[k] * single[k] for k in views)
+    if lhs > rhs + tol * max(1.0, abs(rhs)):
+        raise TheoryViolation(f"Jensen violated: BPR of the convex fusion {lhs:.6g} > combination of losses {rhs:.6g}")
+    return {"fused_bpr": lhs, "jensen_bound": rhs, "best_single_bpr": min(single.values()), "slack": rhs - lhs}
+
+
+# --- Linear probes ---------------------------------------------------------------------
+
+def linear_probe_accuracy(x: Array, labels: Array, test_frac: float = 0.3, weight_decay: float = 1e-3,
+                          seed: int = 0) -> float:
+    """Held-out accuracy of a softmax regression predicting `labels` from the rows of `x`.
+
+    Features are standardised with training-split statistics; the L2-regularised
+    cross-entropy is convex and is minimised to convergence with full-batch L-BFGS.
+    """
+    x = _f64(x, "x")
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    if y.shape != (x.shape[0],):
+        raise ValueError(f"labels must have shape ({x.shape[0]},), got {tuple(y.shape)}")
+    if not 0.0 < test_frac < 1.0:
+        raise ValueError(f"test_frac must be in (0, 1), got {test_frac}")
+    order = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))
+    n_test = int(round(test_frac * x.shape[0]))
+    if n_test == 0 or n_test == x.shape[0]:
+        raise ValueError(f"{x.shape[0]} rows are too few for a held-out split of {test_frac}")
+    test, train = order[:n_test], order[n_test:]
+    mean, std = x[train].mean(0), x[train].std(0).clamp_min(1e-12)
+    z = (x - mean) / std
+    n_classes = int(y.max()) + 1
+    weight = torch.zeros(x.shape[1], n_classes, dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros(n_classes, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([weight, bias], max_iter=500, tolerance_grad=1e-9, line_search_fn="strong_wolfe")
+
+    def closure() -> Tensor:
+        opt.zero_grad()
+        loss = F.cross_entropy(z[train] @ weight + bias, y[train]) + weight_decay * weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        return float(((z[test] @ weight + bias).argmax(1) == y[test]).double().mean())
