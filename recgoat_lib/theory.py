@@ -29,7 +29,7 @@ from torch.nn import functional as F
 
 from .data import Dataset
 from .evaluate import evaluate
-from .models.base import Embeddings, Recommender, bpr_loss
+from .models.base import Embeddings, Recommender, bpr_loss, info_nce
 
 Array = np.ndarray | Tensor
 
@@ -148,23 +148,19 @@ def infonce_mi_bound(a: Array, b: Array, temperature: float = 0.2, batch_size: i
                      seed: int = 0) -> float:
     """The InfoNCE lower bound I(a; b) >= log N - L_NCE, averaged over shuffled batches of N rows.
 
-    Row i of `a` and row i of `b` are two views of one item; the critic is CMCL's:
-    cosine similarity / temperature with in-batch negatives (rows L2-normalised). The
-    last incomplete batch is dropped so that every batch has the same N.
+    Row i of `a` and row i of `b` are two views of one item; L_NCE is the models' own
+    symmetric `info_nce` (cosine similarity / temperature, in-batch negatives). Each
+    direction's log N - L is a bound, so their average is one too. The last incomplete
+    batch is dropped so that every batch has the same N.
     """
     a, b = _pair(a, b)
     if a.shape[0] != b.shape[0]:
         raise ValueError(f"paired views need the same number of rows, got {a.shape[0]} and {b.shape[0]}")
     if a.shape[0] < batch_size:
         raise ValueError(f"need at least batch_size={batch_size} rows, got {a.shape[0]}")
-    a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
     order = torch.randperm(a.shape[0], generator=torch.Generator().manual_seed(seed))
-    target = torch.arange(batch_size)
-    losses = []
-    for start in range(0, a.shape[0] - batch_size + 1, batch_size):
-        idx = order[start:start + batch_size]
-        logits = a[idx] @ b[idx].T / temperature
-        losses.append(F.cross_entropy(logits, target))
+    starts = range(0, a.shape[0] - batch_size + 1, batch_size)
+    losses = [info_nce(a[order[s:s + batch_size]], b[order[s:s + batch_size]], temperature) for s in starts]
     return math.log(batch_size) - float(torch.stack(losses).mean())
 
 
