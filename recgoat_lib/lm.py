@@ -132,29 +132,35 @@ def as_encoder(encoder: Encoder | str | os.PathLike | None) -> Encoder:
     return encoder
 
 
-def cache_key(identity: str, texts: Sequence[str]) -> str:
-    """sha256 over the encoder identity and the exact texts (length-prefixed, order kept)."""
+def cache_key(identity: str, items: Sequence[str | bytes]) -> str:
+    """sha256 over the encoder identity and the exact inputs (length-prefixed, order kept)."""
     h = hashlib.sha256(identity.encode())
-    for t in texts:
-        b = t.encode()
+    for t in items:
+        b = t.encode() if isinstance(t, str) else bytes(t)
         h.update(len(b).to_bytes(8, "little"))
         h.update(b)
     return h.hexdigest()[:32]
 
 
-def encode_cached(encoder: Encoder, texts: Sequence[str],
-                  cache_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, bool]:
-    """Encode `texts`, reading/writing `<cache_dir>/<key>.npy`; returns (features, cache_hit)."""
-    texts = list(texts)
+def encode_cached(encoder: Encoder, inputs: Sequence, cache_dir: str | os.PathLike | None = None,
+                  fingerprints: Sequence[str | bytes] | None = None) -> tuple[np.ndarray, bool]:
+    """Encode `inputs`, reading/writing `<cache_dir>/<key>.npy`; returns (features, cache_hit).
+
+    The key hashes the encoder identity and the inputs themselves (texts), or `fingerprints`
+    (one str/bytes per input) for inputs that are not text, such as images.
+    """
+    inputs = list(inputs)
+    if fingerprints is not None and len(fingerprints) != len(inputs):
+        raise ValueError(f"{len(fingerprints)} fingerprints for {len(inputs)} inputs")
     folder = Path(cache_dir) if cache_dir is not None else CACHE_DIR
-    path = folder / f"{cache_key(encoder.identity, texts)}.npy"
+    path = folder / f"{cache_key(encoder.identity, inputs if fingerprints is None else fingerprints)}.npy"
     if path.exists():
         x = np.load(path)
-        if x.shape[0] == len(texts):
+        if x.shape[0] == len(inputs):
             return x, True
-    x = np.asarray(encoder.encode(texts), dtype=np.float32)
-    if x.ndim != 2 or x.shape[0] != len(texts):
-        raise ValueError(f"encoder {encoder.identity} returned shape {x.shape} for {len(texts)} texts")
+    x = np.asarray(encoder.encode(inputs), dtype=np.float32)
+    if x.ndim != 2 or x.shape[0] != len(inputs):
+        raise ValueError(f"encoder {encoder.identity} returned shape {x.shape} for {len(inputs)} inputs")
     if not np.isfinite(x).all():
         raise ValueError(f"encoder {encoder.identity} returned NaN/inf")
     folder.mkdir(parents=True, exist_ok=True)

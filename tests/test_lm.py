@@ -179,3 +179,50 @@ def test_sports_item_text_and_training_histories():
     hist = lm.training_histories(ds, progress=False)
     for h in hist[:500]:
         assert sorted(h.items) == sorted(train[h.user].indices.tolist())
+
+
+def _pictures():
+    """A red disk, the same disk with slight noise, and random stripes (HxWx3 uint8)."""
+    yy, xx = np.mgrid[:160, :200]
+    disk = np.full((160, 200, 3), 255, np.uint8)
+    disk[(yy - 80) ** 2 + (xx - 100) ** 2 < 50 ** 2] = (220, 30, 30)
+    rng = np.random.default_rng(0)
+    noisy = np.clip(disk + rng.normal(0, 8, disk.shape), 0, 255).astype(np.uint8)
+    stripes = np.repeat(rng.integers(0, 255, (1, 200, 3), dtype=np.uint8), 160, axis=0)
+    return disk, noisy, stripes
+
+
+def test_efficientnet_image_features(tmp_path):
+    import torch
+    from PIL import Image
+    from recgoat_lib import images
+    disk, noisy, stripes = _pictures()
+    enc = images.EfficientNetLite0(progress=False)
+    x, hit = lm.encode_cached(enc, [Image.fromarray(disk), noisy, torch.from_numpy(stripes).permute(2, 0, 1) / 255.0],
+                              tmp_path, fingerprints=[b"disk", b"noisy", b"stripes"])
+    assert not hit and x.shape == (3, 1280) and x.dtype == np.float32
+    n = x / np.linalg.norm(x, axis=1, keepdims=True)
+    assert n[0] @ n[1] > n[0] @ n[2]
+    np.testing.assert_array_equal(images.to_pil(disk), images.to_pil(torch.from_numpy(disk).permute(2, 0, 1) / 255.0))
+    with pytest.raises(ValueError, match="HxWx3"):
+        images.to_pil(np.zeros((4, 4)))
+
+
+class MeanColour:
+    identity = "mean-colour"
+
+    def encode(self, pics):
+        return np.stack([np.asarray(p, np.float32).mean(axis=(0, 1)) for p in pics])
+
+
+def test_image_feature_hook(tmp_path):
+    from recgoat_lib import images
+    disk, noisy, stripes = _pictures()
+    ds = tiny()
+    with pytest.raises(DataError, match="6 items but 2 images"):
+        images.with_image_features(ds, [disk, noisy], MeanColour(), tmp_path)
+    out = images.with_image_features(ds, [disk, noisy, stripes] * 2, MeanColour(), tmp_path)
+    x = out.item_features["image"]
+    assert x.shape == (6, 3) and x.dtype == np.float32 and "image" not in ds.item_features
+    np.testing.assert_array_equal(x[0], x[3])
+    np.testing.assert_allclose(x[2], stripes.mean(axis=(0, 1)), rtol=1e-5)
