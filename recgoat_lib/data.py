@@ -123,6 +123,25 @@ class Dataset:
             out[f"{s}_rows"] = int((self.interactions["split"] == SPLITS.index(s)).sum())
         return out
 
+    def degrees(self, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+        """Interactions per user and per item in one split."""
+        u, i = self.split_pairs(split)
+        return np.bincount(u, minlength=self.n_users), np.bincount(i, minlength=self.n_items)
+
+    def split_checks(self) -> pd.DataFrame:
+        """Leakage and coverage checks of the split, one row per check, with the count found."""
+        df = self.interactions
+        train_users = set(df.loc[df["split"] == 0, "user"])
+        train_items = set(df.loc[df["split"] == 0, "item"])
+        rows = [("(user, item) pairs in more than one split", int(df.duplicated(["user", "item"]).sum()), True)]
+        for k, s in ((1, "valid"), (2, "test")):
+            part = df[df["split"] == k]
+            rows.append((f"{s} users without training interactions", int((~part["user"].isin(train_users)).sum()), True))
+            rows.append((f"{s} rows whose item never occurs in training (cold items)",
+                         int((~part["item"].isin(train_items)).sum()), False))
+        return pd.DataFrame(rows, columns=["check", "count", "must_be_zero"]).assign(
+            ok=lambda t: ~t["must_be_zero"] | (t["count"] == 0))
+
     def __repr__(self) -> str:
         s = self.stats()
         return (f"Dataset({self.name!r}: {s['users']} users, {s['items']} items, "

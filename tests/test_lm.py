@@ -168,6 +168,7 @@ def test_real_minilm_encode_offline(tmp_path):
 SPORTS = data_root() / "sports"
 
 
+@pytest.mark.real_data
 @pytest.mark.skipif(not (SPORTS / "item_text.tsv").exists(),
                     reason=f"real data absent: {SPORTS}/item_text.tsv not found")
 def test_sports_item_text_and_training_histories():
@@ -226,3 +227,28 @@ def test_image_feature_hook(tmp_path):
     assert x.shape == (6, 3) and x.dtype == np.float32 and "image" not in ds.item_features
     np.testing.assert_array_equal(x[0], x[3])
     np.testing.assert_allclose(x[2], stripes.mean(axis=(0, 1)), rtol=1e-5)
+
+
+def test_similarity_pairs_match_brute_force():
+    ds = tiny()
+    x = BagOfWords().encode(ds.item_text) + 0.1  # item 4 has no text: keep its vector non-zero
+    pairs = lm.similarity_pairs(ds, x, n_pairs=200, seed=1)
+    train = ds.csr("train").toarray()
+    co = (train[:, pairs["i"]] * train[:, pairs["j"]]).sum(0)
+    np.testing.assert_array_equal(pairs["co"], co)
+    deg = train.sum(0)
+    np.testing.assert_allclose(pairs["cf"], co / np.sqrt(np.maximum(deg[pairs["i"]] * deg[pairs["j"]], 1)))
+    a, b = x[pairs["i"]], x[pairs["j"]]
+    np.testing.assert_allclose(pairs["lm"], (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1),
+                               rtol=1e-5)
+    assert (pairs["i"] != pairs["j"]).all() and (pairs["co"] > 0).any()
+    gap = lm.semantic_gap(pairs)
+    assert -1 <= gap["spearman_lm_cf"] <= 1 and 0 < gap["share_co_occurring"] < 1
+
+
+def test_nearest_items_and_pca():
+    from sklearn.decomposition import PCA
+    x = np.random.default_rng(0).normal(size=(50, 8)) * np.arange(1, 9)
+    nn = lm.nearest_items(x, x[3], k=4, exclude=3)
+    assert 3 not in nn["item"].tolist() and nn["cosine"].is_monotonic_decreasing
+    np.testing.assert_allclose(np.abs(lm.pca_2d(x)), np.abs(PCA(2).fit_transform(x)), atol=1e-8)

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Set up, run every notebook, test. See README.md.
+#   ./reproduce.sh                      setup + run (quick profile)
+#   ./reproduce.sh setup                create .venv, install torch (CPU, pinned) then the project, register a kernel
+#   ./reproduce.sh run [--profile quick|paper]
+#                                       execute notebooks/NN_*.ipynb in order with papermill
+#   ./reproduce.sh test                 setup (if needed) + pytest (library) + nbval (committed notebooks)
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV=.venv
+PY="$VENV/bin/python"
+
+setup() {
+  if [ ! -x "$PY" ]; then
+    python3 -m venv "$VENV"
+  fi
+  # torch first and pinned: the CPU build is on local disk; an unpinned torch pulls a multi-GB CUDA build.
+  "$PY" -m pip install --quiet torch==2.13.0
+  "$PY" -m pip install --quiet -e .
+  "$PY" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (recgoat)" >/dev/null
+}
+
+run_notebooks() {
+  local profile=quick
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --profile) profile="$2"; shift 2 ;;
+      --profile=*) profile="${1#*=}"; shift ;;
+      *) echo "unknown option: $1" >&2; exit 2 ;;
+    esac
+  done
+  case "$profile" in quick|paper) ;; *) echo "profile must be quick or paper, got '$profile'" >&2; exit 2 ;; esac
+  # quick: notebooks are executed in place (the committed copies); paper: copies under results/executed/paper/
+  local out=notebooks params=()
+  if [ "$profile" = paper ]; then out=results/executed/paper; params=(-p PROFILE paper); mkdir -p "$out"; fi
+  for nb in notebooks/[0-9][0-9]_*.ipynb; do
+    echo "== $nb ($profile)"
+    if ! "$VENV/bin/papermill" "$nb" "$out/$(basename "$nb")" "${params[@]}" -k python3 \
+         --cwd notebooks --log-level WARNING; then
+      echo "FAILED: $nb (profile $profile); the failing cell is marked in $out/$(basename "$nb")" >&2
+      exit 1
+    fi
+  done
+}
+
+run_tests() {
+  "$VENV/bin/pytest" tests -q -p no:cacheprovider
+  "$VENV/bin/pytest" --nbval-lax --nbval-current-env -q -p no:cacheprovider notebooks/
+}
+
+case "${1:-all}" in
+  setup) setup ;;
+  run) shift; run_notebooks "$@" ;;
+  test) setup; run_tests ;;
+  all) setup; run_notebooks --profile quick ;;
+  *) echo "usage: $0 [setup|run [--profile quick|paper]|test]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,33 @@
+"""Shared fixtures: the toy dataset (built once per session) and a tiny hand-made dataset."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recgoat_lib.data import Dataset, data_root
+from recgoat_lib.toy import make_toy
+
+
+@pytest.fixture(scope="session")
+def toy() -> Dataset:
+    return make_toy(seed=2025)
+
+
+@pytest.fixture
+def tiny() -> Dataset:
+    """4 users x 6 items with every split non-empty."""
+    rows = [(0, 0, 0), (0, 1, 0), (0, 2, 1), (0, 3, 2),
+            (1, 1, 0), (1, 4, 0), (1, 5, 1), (1, 0, 2),
+            (2, 2, 0), (2, 3, 0), (2, 4, 2),
+            (3, 5, 0), (3, 0, 0)]
+    df = pd.DataFrame(rows, columns=["user", "item", "split"]).astype(np.int64)
+    return Dataset(name="tiny", n_users=4, n_items=6, interactions=df)
+
+
+def real_data_or_skip(name: str):
+    """The real Amazon dataset folder, or a skip naming what is missing."""
+    folder = data_root() / name
+    if not (folder / f"{name}.inter").exists():
+        pytest.skip(f"real dataset '{name}' not found at {folder} (set RECGOAT_DATA_ROOT)")
+    return folder

@@ -1,0 +1,90 @@
+"""Trainer: negative sampling, determinism, early stopping, resuming, released-code switches, result cache."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from recgoat_lib import results
+from recgoat_lib.models import build_model, make_config
+from recgoat_lib.train import NegativeSampler, TrainConfig, seed_everything, train
+
+FAST = TrainConfig(epochs=4, batch_size=4096, lr=2e-2, eval_every=2, patience=3, progress=False)
+
+
+def test_negatives_exclude_training_positives(toy):
+    s = NegativeSampler(toy, exclude_positives=True)
+    u, p, n = s.epoch(np.random.default_rng(0))
+    assert len(u) == toy.stats()["train_rows"]
+    assert not s._is_positive(u, n).any()
+    assert s._is_positive(u, p).all()
+
+
+def test_released_negatives_can_hit_positives(tiny):
+    s = NegativeSampler(tiny, exclude_positives=False)
+    u, _, n = s.epoch(np.random.default_rng(0))
+    hits = sum(s._is_positive(*s.epoch(np.random.default_rng(k))[::2]).sum() for k in range(50))
+    assert hits > 0
+
+
+@pytest.mark.parametrize("name", ["bpr", "lightgcn"])
+def test_models_learn_and_runs_are_deterministic(toy, name):
+    recs = []
+    for _ in range(2):
+        seed_everything(3)
+        recs.append(train(build_model(name, toy), toy, FAST, seed=3))
+    assert recs[0].test == recs[1].test
+    assert recs[0].test["recall@20"] > 3 * 20 / toy.n_items  # far above random ranking
+    assert recs[0].best_epoch in (2, 4)
+    assert recs[0].history[-1]["train_s"] > 0
+
+
+def test_early_stopping_respects_patience(toy):
+    cfg = replace(FAST, epochs=50, lr=0.5, eval_every=1, patience=2)
+    res = train(build_model("bpr", toy), toy, cfg, seed=0)
+    assert res.epochs_run < 50
+    assert res.epochs_run - res.best_epoch == 2
+
+
+def test_resume_from_checkpoint_gives_the_same_result(toy, tmp_path):
+    cfg = replace(FAST, epochs=6)
+    seed_everything(5)
+    full = train(build_model("lightgcn", toy), toy, cfg, seed=5)
+    ckpt = tmp_path / "run.pt"
+    seed_everything(5)
+    model = build_model("lightgcn", toy)
+    train(model, toy, replace(cfg, epochs=4), seed=5, checkpoint=ckpt)
+    resumed = train(model, toy, cfg, seed=5, checkpoint=ckpt)
+    assert resumed.epochs_run == 6
+    assert resumed.test["recall@20"] == pytest.approx(full.test["recall@20"], abs=1e-6)
+
+
+def test_released_selection_reports_best_test(toy):
+    res = train(build_model("bpr", toy), toy, replace(FAST, selection="released"), seed=0)
+    assert res.valid == {}
+    best = max(r["select_score"] for r in res.history if "select_score" in r)
+    assert res.test["ndcg@20"] == pytest.approx(best)
+
+
+def test_bad_train_config():
+    with pytest.raises(ValueError, match="selection"):
+        TrainConfig(selection="test")
+    with pytest.raises(TypeError, match="unknown config keys"):
+        make_config("bpr", width=3)
+
+
+def test_result_cache_hit_and_invalidation(toy, tmp_path):
+    s = results.spec("toy", "bpr", FAST, 0, dim=16)
+    first = results.run(s, toy, results_dir=tmp_path)
+    again = results.run(s, toy, results_dir=tmp_path)
+    assert again == json.loads((tmp_path / "runs" / f"{first['key']}.json").read_text())
+    assert first["test"] == again["test"]
+    assert results.spec("toy", "bpr", FAST, 1, dim=16).key(toy.checksum()) != first["key"]
+    assert results.spec("toy", "bpr", FAST, 0, dim=32).key(toy.checksum()) != first["key"]
+    assert s.key("other-data") != first["key"]
+    pu = results.per_user(first, tmp_path)
+    assert pu["recall@20"].mean() == pytest.approx(first["test"]["recall@20"], rel=1e-6)
+    assert first["dataset_checksum"] == toy.checksum() and first["git_commit"]
