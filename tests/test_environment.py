@@ -5,6 +5,8 @@ import re
 import tomllib
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -14,11 +16,12 @@ def names(specs):
 
 def test_environment_yml_matches_pyproject():
     deps = names(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
-    pip_lines = re.findall(r"^\s+- (?!-e )([A-Za-z][\w.\-]*[^\n]*)$", (ROOT / "environment.yml").read_text(), re.M)
-    conda = names(l for l in pip_lines if not l.startswith(("python", "pip")))
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_block = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    conda = names(line for line in pip_block if not line.startswith("-e"))
     assert deps == conda, f"only in pyproject: {deps - conda}; only in environment.yml: {conda - deps}"
 
 
 def test_torch_is_pinned_in_setup_before_the_project():
     text = (ROOT / "reproduce.sh").read_text()
-    assert text.index("torch==2.13.0") < text.index("pip install -e")
+    assert text.index("torch==2.13.0") < text.index("-e .")
