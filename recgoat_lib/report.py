@@ -1,6 +1,7 @@
 """Where notebooks write what they show: figures to figures/, tables to results/tables/."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -35,3 +36,31 @@ def save_table(df: pd.DataFrame, name: str, profile: str = "quick", float_format
     stem.with_suffix(".md").write_text(df.to_markdown(index=False, floatfmt=float_format[1:]) + "\n")
     stem.with_suffix(".tex").write_text(df.to_latex(index=False, float_format=float_format.__mod__))
     return stem.with_suffix(".csv")
+
+
+README = REPO_ROOT / "README.md"
+
+
+def update_readme(readme: Path = README, tables_dir: Path = TABLES_DIR) -> list[str]:
+    """Fill every `<!-- table:NAME -->...<!-- /table -->` block of README.md with results/tables/NAME.md.
+
+    Tables are only ever copied from what the pipeline wrote, so the README cannot drift from
+    the code's numbers. Returns the names filled; a marker whose table is missing says so.
+    """
+    text = readme.read_text()
+    pattern = re.compile(r"(<!-- table:([\w\-]+) -->\n).*?(<!-- /table -->)", re.S)
+    filled = []
+
+    def fill(m: re.Match) -> str:
+        path = tables_dir / f"{m.group(2)}.md"
+        if not path.exists():
+            return f"{m.group(1)}_(not generated yet: run `./reproduce.sh`)_\n{m.group(3)}"
+        filled.append(m.group(2))
+        return f"{m.group(1)}{path.read_text().rstrip()}\n{m.group(3)}"
+
+    readme.write_text(pattern.sub(fill, text))
+    return filled
+
+
+if __name__ == "__main__":
+    print("README tables filled:", update_readme())
