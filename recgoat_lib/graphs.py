@@ -35,3 +35,62 @@ def user_item_adjacency(ds: Dataset) -> sp.csr_matrix:
     r = ds.csr("train")
     a = sp.bmat([[None, r], [r.T, None]], format="csr")
     return sym_normalize(a)
+
+
+def knn_graph(features: np.ndarray | torch.Tensor, k: int, chunk_size: int = 4096) -> sp.csr_matrix:
+    """Cosine top-k neighbour graph on the rows of `features`: self excluded, symmetrised.
+
+    Row i keeps its k most cosine-similar other rows; the graph is then made undirected
+    (an edge exists when either end chose the other) with the cosine as edge weight.
+    Similarities are computed `chunk_size` rows at a time, so memory stays at
+    chunk_size x n (18k items or 35k users fit comfortably).
+    """
+    x = torch.as_tensor(features, dtype=torch.float32)
+    if x.ndim != 2:
+        raise ValueError(f"knn_graph: features must be 2-D [n, dim], got shape {tuple(x.shape)}")
+    n = x.shape[0]
+    if not 1 <= k < n:
+        raise ValueError(f"knn_graph: k must be in [1, {n - 1}] for {n} rows, got {k}")
+    if not torch.isfinite(x).all():
+        raise ValueError("knn_graph: features contain NaN or inf")
+    x = torch.nn.functional.normalize(x, dim=1)
+    rows, cols, sims = [], [], []
+    for start in range(0, n, chunk_size):
+        block = x[start:start + chunk_size] @ x.T
+        idx = torch.arange(start, start + block.shape[0])
+        block[idx - start, idx] = -torch.inf
+        top = torch.topk(block, k, dim=1)
+        rows.append(idx.repeat_interleave(k))
+        cols.append(top.indices.reshape(-1))
+        sims.append(top.values.reshape(-1))
+    a = sp.csr_matrix((torch.cat(sims).numpy(), (torch.cat(rows).numpy(), torch.cat(cols).numpy())), shape=(n, n))
+    return a.maximum(a.T).tocsr()
+
+
+def with_self_loops(adj: sp.spmatrix) -> torch.Tensor:
+    """PyG edge_index [2, E] of `adj` plus one self loop per node (GAT attends to the node itself too).
+
+    Edge weights are dropped, as in the released code: attention decides how much each neighbour counts.
+    """
+    a = (adj.tocsr() != 0).astype(np.float32)
+    a = (a + sp.identity(a.shape[0], format="csr", dtype=np.float32)).tocoo()
+    return torch.from_numpy(np.vstack([a.row, a.col]).astype(np.int64))
+
+
+def degree_stats(adj: sp.spmatrix) -> dict[str, float]:
+    """Node count, edge count (undirected edges counted once for symmetric graphs) and degree summary."""
+    pattern = adj.tocsr() != 0
+    deg = np.diff(pattern.indptr)
+    symmetric = (pattern != pattern.T).nnz == 0
+    return {"nodes": adj.shape[0], "edges": int(pattern.nnz // 2 if symmetric else pattern.nnz),
+            "min": int(deg.min()), "median": float(np.median(deg)), "mean": float(deg.mean()),
+            "max": int(deg.max()), "isolated": int((deg == 0).sum())}
+
+
+def neighbour_agreement(adj: sp.spmatrix, labels: np.ndarray) -> float:
+    """Fraction of edges whose two ends share a label (e.g. the toy's ground-truth item topic)."""
+    a = adj.tocoo()
+    labels = np.asarray(labels)
+    if labels.shape[0] != adj.shape[0]:
+        raise ValueError(f"neighbour_agreement: {labels.shape[0]} labels for {adj.shape[0]} nodes")
+    return float((labels[a.row] == labels[a.col]).mean())

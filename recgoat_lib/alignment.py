@@ -1,0 +1,28 @@
+"""Wang & Isola's alignment and uniformity: how close paired views are, and how spread out
+one view is on the sphere. Notebook 04 uses them to see what CMCL's InfoNCE does to the views."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+@torch.no_grad()
+def alignment(a: Tensor, b: Tensor) -> float:
+    """Mean squared distance between paired, L2-normalised rows (0 = the two views coincide)."""
+    if a.shape != b.shape:
+        raise ValueError(f"alignment: paired views must have equal shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    return float((F.normalize(a, dim=1) - F.normalize(b, dim=1)).pow(2).sum(1).mean())
+
+
+@torch.no_grad()
+def uniformity(x: Tensor, t: float = 2.0, max_rows: int = 4096, seed: int = 0) -> float:
+    """log mean exp(-t ||x_i - x_j||^2) over pairs of L2-normalised rows (lower = more spread out).
+
+    At most `max_rows` rows (a fixed random subset) are used, so the pairwise distances stay small.
+    """
+    if x.shape[0] > max_rows:
+        g = torch.Generator().manual_seed(seed)
+        x = x[torch.randperm(x.shape[0], generator=g)[:max_rows].to(x.device)]
+    d2 = torch.pdist(F.normalize(x, dim=1)).pow(2)
+    return float(torch.log(torch.exp(-t * d2).mean()))

@@ -1,0 +1,204 @@
+"""RecGOAT: graph attention over three relations, CMCL (instance alignment) and OAT (distribution alignment).
+
+Defaults follow the paper's intent; every place where the released code departs is a
+config switch with the released behaviour one value away (see `RecGOATConfig`):
+
+- `cl_sign="released"`: minimise 1 - InfoNCE for the modality pairs (pushes views apart);
+- `sinkhorn="released"`: fp32 scaling Sinkhorn, whose plan underflows to 0 at s / eps = 1e4;
+- `user_branch=False`: no user-user LM branch (the released one crashes and is unused).
+Training-level departures (negatives that may be positives, selection on test with
+dropout on) are `TrainConfig(exclude_train_negatives=False, selection="released")`.
+
+How the user LM branch enters the score (the paper does not say): its vector is added to
+the CF user vector, z_u = z_u^cf + z_u^lm, and score(u, i) = z_u . z_i^fused. The CMCL
+user-item term uses the same z_u, so with the branch off both reduce to the paper's z_u^cf.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.nn import GATConv
+
+from ..data import DataError, Dataset
+from ..graphs import knn_graph, to_torch_sparse, user_item_adjacency, with_self_loops
+from ..ot import SINKHORN_METHODS, dimension_cost, plan_diagnostics, transport_plan
+from .base import Embeddings, Recommender, bpr_loss, info_nce, l2_reg
+from .lightgcn import LightGCNPropagation
+
+FUSIONS = ("oat", "concat", "sum")
+CL_SIGNS = ("paper", "released")
+
+
+@dataclass(frozen=True)
+class RecGOATConfig:
+    """RecGOAT hyper-parameters (paper values unless noted) and the released-code switches.
+
+    fusion: "oat" (transport-aligned weighted sum, the model), "sum" (the same weighted sum
+    of unaligned views: RecGOAT without OAT) or "concat" (Linear over [Z^cf, Z^m...]).
+    fusion_init_image / fusion_init_text: initial learnable weights a, b (unconstrained).
+    """
+
+    dim: int = 64
+    layers: int = 3
+    reg: float = 1e-4
+    modalities: tuple[str, ...] = ("image", "text")
+    knn_k: int = 20
+    heads: int = 8
+    dropout: float = 0.1
+    user_branch: bool = True
+    cl_weight: float = 0.032
+    cl_temperature: float = 0.2
+    cl_modality_share: float = 0.5
+    cl_sign: str = "paper"
+    ot_scale: float = 100.0
+    ot_eps: float = 0.01
+    ot_iters: int = 100
+    sinkhorn: str = "log"
+    fusion: str = "oat"
+    fusion_init_image: float = 0.05
+    fusion_init_text: float = 0.8
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "modalities", tuple(self.modalities))
+        known = ("image", "text")
+        if not self.modalities or len(set(self.modalities)) != len(self.modalities) \
+                or not set(self.modalities) <= set(known):
+            raise ValueError(f"modalities must be distinct names from {known}, got {self.modalities}")
+        for name, value, allowed in (("fusion", self.fusion, FUSIONS), ("cl_sign", self.cl_sign, CL_SIGNS),
+                                     ("sinkhorn", self.sinkhorn, SINKHORN_METHODS)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if self.dim % self.heads:
+            raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads})")
+        if not 0.0 <= self.cl_modality_share <= 1.0:
+            raise ValueError(f"cl_modality_share must be in [0, 1], got {self.cl_modality_share}")
+
+
+class GraphAttentionBranch(nn.Module):
+    """One LM view on its kNN graph: Linear(d_feat -> d), then one multi-head GAT layer with self loops."""
+
+    def __init__(self, features: np.ndarray, k: int, dim: int, heads: int, dropout: float):
+        super().__init__()
+        self.register_buffer("x", torch.as_tensor(features, dtype=torch.float32), persistent=False)
+        self.register_buffer("edge_index", with_self_loops(knn_graph(features, k)), persistent=False)
+        self.proj = nn.Linear(features.shape[1], dim)
+        self.gat = GATConv(dim, dim // heads, heads=heads, concat=True, negative_slope=0.2,
+                           dropout=dropout, add_self_loops=False)
+
+    def forward(self) -> Tensor:
+        return self.gat(self.proj(self.x), self.edge_index)
+
+    @torch.no_grad()
+    def attention(self) -> tuple[Tensor, Tensor]:
+        """(edge_index [2, E] as (source, target), attention weight per edge averaged over heads)."""
+        _, (edge_index, alpha) = self.gat(self.proj(self.x), self.edge_index, return_attention_weights=True)
+        return edge_index, alpha.mean(1)
+
+
+class RecGOAT(Recommender):
+    """LightGCN ID branch + one GAT branch per item modality (+ a user LM branch), fused by OAT."""
+
+    Config = RecGOATConfig
+
+    def __init__(self, ds: Dataset, config: RecGOATConfig = RecGOATConfig()):
+        super().__init__()
+        c = self.config = config
+        ds.require_features(c.modalities, "RecGOAT")
+        if c.user_branch and "text" not in ds.user_features:
+            raise DataError(f"RecGOAT with user_branch=True needs user LM features user_features['text'], "
+                            f"which dataset '{ds.name}' lacks (encode them with recgoat_lib.lm, or set "
+                            f"user_branch=False as in the released code)")
+        self.n_users = ds.n_users
+        self.embedding = nn.Embedding(ds.n_users + ds.n_items, c.dim)
+        nn.init.xavier_uniform_(self.embedding.weight)
+        self.propagate = LightGCNPropagation(to_torch_sparse(user_item_adjacency(ds)), c.layers)
+        self.branches = nn.ModuleDict({m: GraphAttentionBranch(ds.item_features[m], c.knn_k, c.dim, c.heads,
+                                                                c.dropout) for m in c.modalities})
+        self.user_lm = (GraphAttentionBranch(ds.user_features["text"], c.knn_k, c.dim, c.heads, c.dropout)
+                        if c.user_branch else None)
+        init = {"image": c.fusion_init_image, "text": c.fusion_init_text}
+        if c.fusion == "concat":
+            self.concat = nn.Linear(c.dim * (len(c.modalities) + 1), c.dim)
+        else:
+            self.weights = nn.ParameterDict({m: nn.Parameter(torch.tensor(init[m])) for m in c.modalities})
+        if c.fusion == "oat":
+            self.delta = nn.ParameterDict({m: nn.Parameter(nn.init.xavier_uniform_(torch.empty(c.dim, c.dim)))
+                                           for m in c.modalities})
+        self.norm = nn.LayerNorm(c.dim)
+        self.dropout = nn.Dropout(c.dropout)
+
+    def forward(self) -> Embeddings:
+        c = self.config
+        out = self.propagate(self.embedding.weight)
+        user, item_cf = out[: self.n_users], out[self.n_users:]
+        views = {m: branch() for m, branch in self.branches.items()}
+        extras: dict[str, Tensor] = {"user_cf": user, "item_cf": item_cf, **{f"item_{m}": v for m, v in views.items()}}
+        if self.user_lm is not None:
+            extras["user_lm"] = self.user_lm()
+            user = user + extras["user_lm"]
+
+        if c.fusion == "concat":
+            fused = self.concat(torch.cat([item_cf, *views.values()], dim=1))
+        else:
+            if c.fusion == "oat":
+                views = self._transport(views, item_cf, extras)
+            fused = (1.0 - sum(self.weights.values())) * item_cf
+            for m, v in views.items():
+                fused = fused + self.weights[m] * v
+                extras[f"fusion_{m}"] = self.weights[m].detach()
+        item = F.normalize(self.dropout(self.norm(fused)), dim=1)
+        return Embeddings(user, item, extras)
+
+    def _transport(self, views: dict[str, Tensor], item_cf: Tensor, extras: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Z^m (T^m + Delta^m) per modality; T^m from Sinkhorn on the detached cost, all modalities at once."""
+        c = self.config
+        cost = torch.stack([dimension_cost(v.detach(), item_cf.detach(), c.ot_scale) for v in views.values()])
+        plans = transport_plan(cost, c.ot_eps, c.ot_iters, c.sinkhorn)
+        diag = plan_diagnostics(plans)
+        aligned = {}
+        for j, (m, v) in enumerate(views.items()):
+            aligned[m] = v @ (plans[j] + self.delta[m])
+            extras.update({f"plan_{m}": plans[j], f"cost_{m}": cost[j], f"item_{m}_aligned": aligned[m],
+                           **{f"plan_{key}_{m}": val[j] for key, val in diag.items()}})
+        return aligned
+
+    def loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
+        c = self.config
+        emb = self()
+        u, p, n = emb.user[users], emb.item[pos], emb.item[neg]
+        bpr = bpr_loss(u, p, n)
+        ego = self.embedding.weight
+        reg = c.reg * l2_reg(ego[users], ego[self.n_users + pos], ego[self.n_users + neg])
+
+        cl_ui = info_nce(u, p, c.cl_temperature)
+        items = torch.unique(torch.cat([pos, neg]))
+        views = [emb.extras["item_cf"][items]] + [emb.extras[f"item_{m}"][items] for m in c.modalities]
+        cl_mod = torch.stack([info_nce(a, b, c.cl_temperature) for a, b in combinations(views, 2)]).mean()
+        if c.cl_sign == "released":
+            cl_mod = 1.0 - cl_mod
+        cl = (1.0 - c.cl_modality_share) * cl_ui + c.cl_modality_share * cl_mod
+        logged = {k: v for k, v in emb.extras.items() if k.startswith(("fusion_", "plan_mass_"))}
+        return {"loss": bpr + reg + c.cl_weight * cl, "bpr": bpr, "reg": reg, "cl": cl,
+                "cl_ui": cl_ui, "cl_modality": cl_mod, **logged}
+
+    def attention(self, branch: str) -> tuple[Tensor, Tensor]:
+        """Per-edge GAT attention of an item modality ("image", "text") or of the "user" branch."""
+        if branch == "user":
+            if self.user_lm is None:
+                raise ValueError("this RecGOAT has no user branch (user_branch=False)")
+            module = self.user_lm
+        elif branch in self.branches:
+            module = self.branches[branch]
+        else:
+            raise ValueError(f"unknown branch {branch!r}; this model has {list(self.branches)} and 'user'")
+        was_training = self.training
+        self.eval()
+        try:
+            return module.attention()
+        finally:
+            self.train(was_training)

@@ -1,0 +1,76 @@
+"""kNN graph builder and graph summaries used by RecGOAT's attention branches."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from recgoat_lib.graphs import degree_stats, knn_graph, neighbour_agreement, user_item_adjacency, with_self_loops
+from recgoat_lib.toy import make_toy
+
+
+def brute_force_knn(x: np.ndarray, k: int) -> sp.csr_matrix:
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    s = xn @ xn.T
+    np.fill_diagonal(s, -np.inf)
+    a = np.zeros_like(s)
+    for i in range(len(x)):
+        top = np.argsort(-s[i])[:k]
+        a[i, top] = s[i, top]
+    return sp.csr_matrix(np.maximum(a, a.T))
+
+
+def test_clusters_are_recovered_exactly():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 16)) * 10
+    x = np.repeat(centres, 5, axis=0) + 0.01 * rng.normal(size=(15, 16))
+    a = knn_graph(x, k=4)
+    labels = np.repeat(np.arange(3), 5)
+    assert neighbour_agreement(a, labels) == 1.0
+    assert np.all(np.diff(a.indptr) == 4)  # each node chose exactly its 4 cluster mates
+    assert a.diagonal().sum() == 0
+
+
+@pytest.mark.parametrize("chunk", [7, 4096])
+def test_matches_brute_force_and_is_symmetric(chunk):
+    x = np.random.default_rng(1).normal(size=(60, 8)).astype(np.float32)
+    a = knn_graph(x, k=5, chunk_size=chunk)
+    ref = brute_force_knn(x.astype(np.float64), 5)
+    assert (a != 0).nnz == (ref != 0).nnz
+    assert abs(a - ref).max() < 1e-5
+    assert abs(a - a.T).max() == 0
+    assert np.diff(a.indptr).min() >= 5
+
+
+def test_bad_input_is_rejected():
+    x = np.ones((5, 3), dtype=np.float32)
+    with pytest.raises(ValueError, match="k must be"):
+        knn_graph(x, k=5)
+    with pytest.raises(ValueError, match="k must be"):
+        knn_graph(x, k=0)
+    x[2, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        knn_graph(x, k=2)
+    with pytest.raises(ValueError, match="2-D"):
+        knn_graph(np.ones(5), k=2)
+
+
+def test_self_loops_and_summaries():
+    a = sp.csr_matrix(np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], dtype=np.float32))
+    ei = with_self_loops(a)
+    assert ei.shape == (2, 4 + 3)
+    assert {(i, i) for i in range(3)} <= set(map(tuple, ei.T.tolist()))
+    st = degree_stats(a)
+    assert (st["edges"], st["min"], st["max"], st["isolated"]) == (2, 1, 2, 0)
+    assert neighbour_agreement(a, np.array([0, 0, 1])) == 0.5
+    with pytest.raises(ValueError, match="labels"):
+        neighbour_agreement(a, np.array([0, 1]))
+
+
+def test_toy_graphs_are_informative():
+    """On the toy data the image kNN graph links items of the same latent topic far above chance."""
+    ds = make_toy(2025)
+    a = knn_graph(ds.item_features["image"], k=10, chunk_size=256)
+    topic = ds.latent["item_topic"]
+    chance = float((np.bincount(topic) / len(topic)) @ (np.bincount(topic) / len(topic)))
+    assert neighbour_agreement(a, topic) > 2 * chance
+    ui = degree_stats(user_item_adjacency(ds))
+    assert ui["nodes"] == ds.n_users + ds.n_items and ui["edges"] == len(ds.split("train"))

@@ -1,0 +1,179 @@
+"""RecGOAT: shapes, gradients (none into the plan), each released-code switch, errors, end-to-end training."""
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from recgoat_lib.alignment import alignment, uniformity
+from recgoat_lib.data import DataError, Dataset
+from recgoat_lib.models import build_model, make_config
+from recgoat_lib.models.recgoat import RecGOAT, RecGOATConfig
+from recgoat_lib.ot import sinkhorn_log, sinkhorn_scaling
+from recgoat_lib.train import TrainConfig, seed_everything, train
+
+SMALL = RecGOATConfig(dim=16, knn_k=4)
+
+
+def tiny_dataset(seed: int = 0, n_users: int = 40, n_items: int = 30) -> Dataset:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        items = rng.choice(n_items, size=6, replace=False)
+        rows += [(u, int(i), s) for i, s in zip(items, [0, 0, 0, 0, 1, 2])]
+    df = pd.DataFrame(rows, columns=["user", "item", "split"])
+    return Dataset(
+        name="tiny", n_users=n_users, n_items=n_items, interactions=df,
+        item_features={"image": rng.normal(size=(n_items, 12)).astype(np.float32),
+                       "text": rng.normal(size=(n_items, 20)).astype(np.float32)},
+        user_features={"text": rng.normal(size=(n_users, 20)).astype(np.float32)},
+    )
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return tiny_dataset()
+
+
+def batch(ds, n=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randint(ds.n_users, (n,), generator=g), torch.randint(ds.n_items, (n,), generator=g),
+            torch.randint(ds.n_items, (n,), generator=g))
+
+
+def model(ds, **overrides) -> RecGOAT:
+    seed_everything(0)
+    return build_model("recgoat", ds, replace(SMALL, **overrides))
+
+
+def test_forward_shapes_and_diagnostics(ds):
+    emb = model(ds)()
+    assert emb.user.shape == (ds.n_users, 16) and emb.item.shape == (ds.n_items, 16)
+    torch.testing.assert_close(emb.item.norm(dim=1), torch.ones(ds.n_items))
+    ex = emb.extras
+    for m in ("image", "text"):
+        assert ex[f"item_{m}"].shape == ex[f"item_{m}_aligned"].shape == (ds.n_items, 16)
+        assert ex[f"plan_{m}"].shape == (16, 16)
+        assert abs(float(ex[f"plan_mass_{m}"]) - 1) < 1e-4
+        assert float(ex[f"plan_row_error_{m}"]) < 1e-4  # rows are updated last, so they are exact
+    assert float(ex["plan_col_error_text"]) > 1e-3  # 100 iterations at eps = 0.01 are not enough here...
+    converged = model(ds, ot_iters=5000)().extras
+    assert float(converged["plan_col_error_text"]) < 1e-4  # ...but the iteration does converge
+    assert float(ex["fusion_image"]) == pytest.approx(0.05) and float(ex["fusion_text"]) == pytest.approx(0.8)
+    torch.testing.assert_close(emb.user, ex["user_cf"] + ex["user_lm"])
+
+
+@pytest.mark.parametrize("overrides", [{}, {"fusion": "sum"}, {"fusion": "concat"}, {"user_branch": False},
+                                       {"modalities": ("text",)}, {"cl_sign": "released"}])
+def test_every_trainable_parameter_gets_a_gradient(ds, overrides):
+    m = model(ds, **overrides)
+    parts = m.loss(*batch(ds))
+    parts["loss"].backward()
+    for name, p in m.named_parameters():
+        assert p.grad is not None, f"{name} received no gradient"
+        assert p.grad.abs().sum() > 0, f"{name} received a zero gradient"
+    assert {"bpr", "reg", "cl", "cl_ui", "cl_modality"} <= set(parts)
+
+
+def test_no_gradient_reaches_the_plan(ds):
+    m = model(ds)
+    emb = m()
+    for mod in ("image", "text"):
+        assert not emb.extras[f"plan_{mod}"].requires_grad
+        assert not emb.extras[f"cost_{mod}"].requires_grad
+    # the aligned view is linear in the plan: d(aligned)/d(delta) exists, the plan is a constant
+    aligned = emb.extras["item_image"] @ (emb.extras["plan_image"] + m.delta["image"])
+    torch.testing.assert_close(aligned, emb.extras["item_image_aligned"])
+
+
+@pytest.mark.parametrize("method,solver", [("log", sinkhorn_log), ("released", sinkhorn_scaling)])
+def test_sinkhorn_switch_selects_the_arithmetic(ds, method, solver):
+    m = model(ds, sinkhorn=method).eval()
+    ex = m().extras
+    torch.testing.assert_close(ex["plan_text"], solver(ex["cost_text"], 0.01, 100))
+
+
+def test_released_sinkhorn_collapses_oat_to_the_residual(ds):
+    m = model(ds, sinkhorn="released", ot_scale=1e4).eval()  # C/eps far beyond fp32's range
+    ex = m().extras
+    assert float(ex["plan_mass_image"]) == 0.0
+    torch.testing.assert_close(ex["item_image_aligned"], ex["item_image"] @ m.delta["image"])
+
+
+def test_cl_sign_switch_flips_the_modality_term(ds):
+    b = batch(ds)
+    paper = model(ds).eval().loss(*b)
+    released = model(ds, cl_sign="released").eval().loss(*b)
+    torch.testing.assert_close(released["cl_modality"], 1 - paper["cl_modality"])
+    torch.testing.assert_close(released["cl_ui"], paper["cl_ui"])
+    torch.testing.assert_close(released["bpr"], paper["bpr"])
+
+
+def test_fusion_modes_differ_and_text_only_works(ds):
+    b = batch(ds)
+    losses = {f: float(model(ds, fusion=f).eval().loss(*b)["bpr"].detach()) for f in ("oat", "sum", "concat")}
+    assert len(set(losses.values())) == 3
+    emb = model(ds, modalities=("text",))()
+    assert "item_image" not in emb.extras and "plan_text" in emb.extras
+
+
+def test_attention_is_a_softmax_over_incoming_edges(ds):
+    m = model(ds)
+    for branch in ("image", "text", "user"):
+        edge_index, alpha = m.attention(branch)
+        n = ds.n_users if branch == "user" else ds.n_items
+        per_target = torch.zeros(n).index_add_(0, edge_index[1], alpha)
+        torch.testing.assert_close(per_target, torch.ones(n))
+    assert m.training  # attention() restores the training mode
+    with pytest.raises(ValueError, match="no user branch"):
+        model(ds, user_branch=False).attention("user")
+    with pytest.raises(ValueError, match="unknown branch"):
+        m.attention("audio")
+
+
+def test_missing_features_and_bad_config_raise_clear_errors(ds):
+    no_user = Dataset(name="nouser", n_users=ds.n_users, n_items=ds.n_items, interactions=ds.interactions,
+                      item_features=ds.item_features)
+    with pytest.raises(DataError, match="user_features\\['text'\\]"):
+        build_model("recgoat", no_user, SMALL)
+    assert isinstance(build_model("recgoat", no_user, replace(SMALL, user_branch=False)), RecGOAT)
+    text_only = no_user.with_features()
+    text_only.item_features.pop("image")
+    with pytest.raises(DataError, match="image"):
+        build_model("recgoat", text_only, replace(SMALL, user_branch=False))
+    for bad in ({"fusion": "mean"}, {"cl_sign": "minus"}, {"sinkhorn": "fast"}, {"modalities": ()},
+                {"modalities": ("audio",)}, {"dim": 20}, {"cl_modality_share": 1.5}):
+        with pytest.raises(ValueError):
+            make_config("recgoat", **bad)
+    assert make_config("recgoat", modalities=["text"]).modalities == ("text",)
+
+
+def test_trains_end_to_end(ds):
+    m = model(ds)
+    res = train(m, ds, TrainConfig(epochs=3, batch_size=64, eval_every=1, patience=5, progress=False), seed=0)
+    assert res.epochs_run == 3 and 0 <= res.test["recall@20"] <= 1
+    assert all(np.isfinite(row["loss"]) and abs(row["plan_mass_image"] - 1) < 1e-3 for row in res.history)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_runs_on_cuda(ds):
+    m = model(ds).cuda()
+    parts = m.loss(*(t.cuda() for t in batch(ds)))
+    parts["loss"].backward()
+    assert m().item.device.type == "cuda" and torch.isfinite(parts["loss"])
+
+
+def test_alignment_and_uniformity():
+    x = torch.randn(200, 8, generator=torch.Generator().manual_seed(0))
+    assert alignment(x, 3 * x) == pytest.approx(0.0, abs=1e-6)
+    assert alignment(x, -x) == pytest.approx(4.0)
+    assert uniformity(x[:1].repeat(50, 1)) == pytest.approx(0.0, abs=1e-6)
+    xn = torch.nn.functional.normalize(x, dim=1)
+    d2 = torch.cdist(xn, xn).pow(2)
+    off = ~torch.eye(200, dtype=torch.bool)
+    assert uniformity(x) == pytest.approx(float(torch.log(torch.exp(-2 * d2[off]).mean())), abs=1e-4)
+    assert uniformity(x) < -1.0
+    assert uniformity(x, max_rows=50) != uniformity(x)
+    with pytest.raises(ValueError, match="equal shape"):
+        alignment(x, x[:10])
