@@ -20,18 +20,23 @@ def set_style() -> None:
     plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 120, "savefig.bbox": "tight"})
 
 
-def save_figure(fig: plt.Figure, name: str, profile: str = "quick") -> Path:
-    """Write `figures/<name>.png` (paper-profile figures get a `_paper` suffix so quick ones survive)."""
+def _stem(name: str, profile: str | None) -> str:
+    """Quick-profile (and profile-less) outputs keep their name; others get a suffix so quick ones survive."""
+    return name if profile in (None, "quick") else f"{name}_{profile}"
+
+
+def save_figure(fig: plt.Figure, name: str, profile: str | None = "quick") -> Path:
+    """Write `figures/<name>.png` (paper-profile figures get a `_paper` suffix)."""
     FIGURES_DIR.mkdir(parents=True, exist_ok=True)
-    path = FIGURES_DIR / (f"{name}.png" if profile == "quick" else f"{name}_{profile}.png")
+    path = FIGURES_DIR / f"{_stem(name, profile)}.png"
     fig.savefig(path)
     return path
 
 
-def save_table(df: pd.DataFrame, name: str, profile: str = "quick", float_format: str = "%.4f") -> Path:
+def save_table(df: pd.DataFrame, name: str, profile: str | None = "quick", float_format: str = "%.4f") -> Path:
     """Write a table as CSV, Markdown and LaTeX under results/tables/; returns the CSV path."""
     TABLES_DIR.mkdir(parents=True, exist_ok=True)
-    stem = TABLES_DIR / (name if profile == "quick" else f"{name}_{profile}")
+    stem = TABLES_DIR / _stem(name, profile)
     df.to_csv(stem.with_suffix(".csv"), index=False, float_format=float_format)
     stem.with_suffix(".md").write_text(df.to_markdown(index=False, floatfmt=float_format[1:]) + "\n")
     stem.with_suffix(".tex").write_text(df.to_latex(index=False, float_format=float_format.__mod__))

@@ -106,3 +106,37 @@ def records_frame(records: list[dict[str, Any]], metrics: tuple[str, ...] = ("re
                      **{m: r["test"][m] for m in metrics}, "best_epoch": r["best_epoch"],
                      "s_per_epoch": r["train_seconds_per_epoch"], "peak_rss_mb": r["peak_rss_mb"]})
     return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run models on one dataset through the cache and write a table (with published references)."""
+    import argparse
+
+    from .config import get_profile
+    from .data import load_dataset
+    from .references import compare
+    from .report import save_table
+
+    ap = argparse.ArgumentParser(prog="python -m recgoat_lib.results", description=main.__doc__)
+    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--models", nargs="+", required=True)
+    ap.add_argument("--profile", default="paper")
+    ap.add_argument("--seeds", type=int, nargs="*", help="default: the profile's first seed")
+    ap.add_argument("--table", help="table name under results/tables/")
+    args = ap.parse_args(argv)
+    profile = get_profile(args.profile)
+    ds = load_dataset(args.dataset)
+    seeds = args.seeds or profile.seeds[:1]
+    recs = [run(spec(args.dataset, m, profile.train, s), ds, use_cache=True) for m in args.models for s in seeds]
+    frame = records_frame(recs, ("recall@10", "recall@20", "ndcg@10", "ndcg@20"))
+    frame["epochs_run"] = [r["epochs_run"] for r in recs]
+    frame["commit"] = [r["git_commit"] for r in recs]
+    frame["date"] = [r["date"][:10] for r in recs]
+    table = compare(frame)
+    print(table.to_string(index=False))
+    if args.table:
+        print("wrote", save_table(table, args.table, None))
+
+
+if __name__ == "__main__":
+    main()
