@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import pandas as pd
 from tqdm.auto import tqdm
 
 from .data import REPO_ROOT, DataError, Dataset, feature_dir, load_dataset
@@ -73,7 +74,7 @@ class TextEncoder:
         self.batch_size = batch_size
         self.device = device
         self.progress = progress
-        self.identity = _model_identity(self.model_ref)
+        self.identity = _model_identity(self.model_ref, "all-MiniLM-L6-v2" if model is None else None)
         self._model = None
 
     @property
@@ -106,9 +107,10 @@ class TextEncoder:
         return f"TextEncoder({self.identity})"
 
 
-def _model_identity(ref: str) -> str:
-    """A name that changes whenever the model would: for a local folder, its name plus a
-    fingerprint of its file names, sizes and config contents; for a hub name, the name."""
+def _model_identity(ref: str, name: str | None = None) -> str:
+    """A name that changes whenever the model would: for a local folder, its `name` (default:
+    the folder name) plus a fingerprint of its file names, sizes and config contents; for a
+    hub name, the name."""
     st_version = importlib.metadata.version("sentence-transformers")
     path = Path(ref)
     if not path.is_dir():
@@ -119,7 +121,7 @@ def _model_identity(ref: str) -> str:
         h.update(f"{rel}:{f.stat().st_size}\n".encode())
         if f.suffix == ".json":
             h.update(f.read_bytes())
-    return f"{path.name}@{h.hexdigest()[:12]}|sentence-transformers {st_version}"
+    return f"{name or path.name}@{h.hexdigest()[:12]}|sentence-transformers {st_version}"
 
 
 def as_encoder(encoder: Encoder | str | os.PathLike | None) -> Encoder:
@@ -358,6 +360,69 @@ class TransformersGenerator:
         out = self._pipe(prompts, max_new_tokens=self.max_new_tokens, do_sample=False,
                          return_full_text=False, batch_size=self.batch_size)
         return [o[0]["generated_text"].strip() for o in tqdm(out, total=len(prompts), desc="LLM")]
+
+
+# ----------------------------------------------------------------------------- analysis
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity of two equally shaped matrices."""
+    na = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return (a * b).sum(axis=1) / np.maximum(na, 1e-12)
+
+
+def nearest_items(x: np.ndarray, query: np.ndarray, k: int = 5, exclude: int | None = None) -> pd.DataFrame:
+    """The k rows of `x` most cosine-similar to the vector `query` (optionally excluding one row)."""
+    xn = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    sims = xn @ (query / max(np.linalg.norm(query), 1e-12))
+    if exclude is not None:
+        sims[exclude] = -np.inf
+    top = np.argsort(-sims, kind="stable")[:k]
+    return pd.DataFrame({"item": top, "cosine": sims[top]})
+
+
+def similarity_pairs(ds: Dataset, item_feats: np.ndarray, n_pairs: int = 100_000,
+                     seed: int = 0) -> pd.DataFrame:
+    """LM vs collaborative similarity on uniformly sampled distinct item pairs.
+
+    Columns: i, j, lm (cosine of the LM features), co (number of users who interacted with
+    both in training) and cf (co / sqrt(deg_i deg_j), the cosine of the two items'
+    training-interaction columns). This is the "semantic gap" the paper starts from.
+    """
+    if item_feats.shape[0] != ds.n_items:
+        raise ValueError(f"item_feats has {item_feats.shape[0]} rows for {ds.n_items} items")
+    rng = np.random.default_rng(seed)
+    i, j = rng.integers(ds.n_items, size=(2, n_pairs))
+    i, j = i[i != j], j[i != j]
+    x = ds.csr("train").tocsc()
+    co = np.asarray(x[:, i].multiply(x[:, j]).sum(axis=0)).ravel()
+    deg = np.asarray(x.sum(axis=0)).ravel()
+    cf = co / np.sqrt(np.maximum(deg[i] * deg[j], 1.0))
+    return pd.DataFrame({"i": i, "j": j, "lm": cosine(item_feats[i], item_feats[j]),
+                         "co": co.astype(np.int64), "cf": cf})
+
+
+def semantic_gap(pairs: pd.DataFrame) -> dict[str, float]:
+    """How far LM similarity is from collaborative similarity on `similarity_pairs` output."""
+    from scipy.stats import pearsonr, spearmanr
+    both = pairs[pairs["co"] > 0]
+    return {
+        "pairs": len(pairs),
+        "share_co_occurring": float(len(both) / len(pairs)),
+        "pearson_lm_cf": float(pearsonr(pairs["lm"], pairs["cf"])[0]),
+        "spearman_lm_cf": float(spearmanr(pairs["lm"], pairs["cf"])[0]),
+        "spearman_lm_cf_co_occurring": float(spearmanr(both["lm"], both["cf"])[0]) if len(both) > 2 else float("nan"),
+        "mean_lm_co_occurring": float(both["lm"].mean()),
+        "mean_lm_never": float(pairs.loc[pairs["co"] == 0, "lm"].mean()),
+    }
+
+
+def pca_2d(x: np.ndarray) -> np.ndarray:
+    """Projection on the two leading principal components (deterministic sign: largest loading positive)."""
+    xc = x - x.mean(axis=0)
+    _, _, vt = np.linalg.svd(xc, full_matrices=False)
+    v = vt[:2]
+    v = v * np.sign(v[np.arange(2), np.abs(v).argmax(axis=1)])[:, None]
+    return xc @ v.T
 
 
 # ----------------------------------------------------------------------------- entry points

@@ -159,7 +159,7 @@ def test_real_minilm_encode_offline(tmp_path):
     np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
     assert x[0] @ x[1] > x[0] @ x[2] + 0.2
     np.testing.assert_allclose(enc.encode(texts), x, atol=1e-6)
-    assert enc.identity.startswith("model@")
+    assert enc.identity.startswith("all-MiniLM-L6-v2@")
     other = lm.TextEncoder(tmp_path / "missing-model", progress=False)
     with pytest.raises(FileNotFoundError, match="offline"):
         other.encode(["x"])
