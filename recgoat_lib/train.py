@@ -101,6 +101,17 @@ class NegativeSampler:
         return u, p, n
 
 
+def train_step(model: Recommender, optimizer: torch.optim.Optimizer,
+               users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One optimisation step on a batch of BPR triples; returns the model's loss parts.
+    (Shared with benchmarks/, which times this step on a fixed number of batches.)"""
+    parts = model.loss(users, pos, neg)
+    optimizer.zero_grad()
+    parts["loss"].backward()
+    optimizer.step()
+    return parts
+
+
 def train(model: Recommender, ds: Dataset, config: TrainConfig, seed: int,
           checkpoint: Path | None = None,
           on_eval: Callable[[int, Recommender], None] | None = None) -> TrainResult:
@@ -135,10 +146,7 @@ def train(model: Recommender, ds: Dataset, config: TrainConfig, seed: int,
         sums: dict[str, float] = {}
         for start in range(0, len(u), config.batch_size):
             sl = slice(start, start + config.batch_size)
-            parts = model.loss(u[sl], p[sl], n[sl])
-            optimizer.zero_grad()
-            parts["loss"].backward()
-            optimizer.step()
+            parts = train_step(model, optimizer, u[sl], p[sl], n[sl])
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
         n_batches = -(-len(u) // config.batch_size)
