@@ -27,10 +27,12 @@ class LightGCNPropagation(nn.Module):
         self.register_buffer("adj", adjacency)
         self.convs = nn.ModuleList(LGConv(normalize=False) for _ in range(layers))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, adj: Tensor | None = None) -> Tensor:
+        """Propagate over `adj` when given (e.g. a pruned graph), else over the stored graph."""
+        adj = self.adj if adj is None else adj
         out = x
         for conv in self.convs:
-            x = conv(x, self.adj)
+            x = conv(x, adj)
             out = out + x
         return out / (len(self.convs) + 1)
 
