@@ -357,7 +357,11 @@ class TransformersGenerator:
             self._pipe = pipeline("text-generation", model=self.model_path, device=self.device)
             if self._pipe.tokenizer.pad_token_id is None:
                 self._pipe.tokenizer.pad_token_id = self._pipe.tokenizer.eos_token_id
-        out = self._pipe(prompts, max_new_tokens=self.max_new_tokens, do_sample=False,
+        if self._pipe.tokenizer.chat_template:  # instruction-tuned models expect chat messages
+            inputs = [[{"role": "user", "content": p}] for p in prompts]
+        else:
+            inputs = prompts
+        out = self._pipe(inputs, max_new_tokens=self.max_new_tokens, do_sample=False,
                          return_full_text=False, batch_size=self.batch_size)
         return [o[0]["generated_text"].strip() for o in tqdm(out, total=len(prompts), desc="LLM")]
 

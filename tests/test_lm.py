@@ -252,3 +252,23 @@ def test_nearest_items_and_pca():
     nn = lm.nearest_items(x, x[3], k=4, exclude=3)
     assert 3 not in nn["item"].tolist() and nn["cosine"].is_monotonic_decreasing
     np.testing.assert_allclose(np.abs(lm.pca_2d(x)), np.abs(PCA(2).fit_transform(x)), atol=1e-8)
+
+
+def test_transformers_generator_runs_a_local_model(tmp_path):
+    """The real text-generation pipeline on a tiny randomly initialised GPT-2 written to disk here."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    words = ["<eos>", "<unk>"] + "a shopper likes bikes tents red blue products bought".split()
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", unk_token="<unk>",
+                            pad_token="<eos>").save_pretrained(tmp_path)
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(words), n_positions=64, n_embd=16, n_layer=1, n_head=2,
+                               bos_token_id=0, eos_token_id=0, pad_token_id=0)).save_pretrained(tmp_path)
+    gen = lm.TransformersGenerator(tmp_path, max_new_tokens=4, batch_size=2)
+    prompts = ["a shopper bought red bikes", "blue tents"]
+    out = gen(prompts)
+    assert len(out) == 2 and all(isinstance(t, str) for t in out)
+    assert gen(prompts) == out
