@@ -1,0 +1,274 @@
+"""The benchmark protocol: an equal, recorded tuning budget per model, then several seeds.
+
+For each model (an `Entry`: a registered model, fixed overrides, training switches) the grid
+in `GRIDS[profile][entry]` is tried on the validation split only (mean validation Recall@20
+over `TUNE_SEEDS` seeds); the chosen config is then trained with every seed of the profile
+and the test metrics at the best-validation epoch are summarised as mean and std. Every
+profile gives every entry the same number of grid points. A model whose modality features
+are absent from the dataset is not run: its row says which features it needs.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .config import Profile
+from .data import DataError, Dataset
+from .models import make_config, model_class
+from .results import RESULTS_DIR, run, spec
+from .stats import compare_runs
+
+FEATURE_MODALITIES = ("image", "text")
+TUNE_METRIC = "recall@20"
+TUNE_SEEDS = 1
+TABLE_METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "precision@10", "precision@20")
+# The released code's behaviours (see models/recgoat.py and train.TrainConfig).
+RELEASED_MODEL = {"cl_sign": "released", "sinkhorn": "released", "user_branch": False}
+RELEASED_TRAIN = {"exclude_train_negatives": False, "selection": "released"}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One benchmark row: a registered model with fixed config overrides and training switches.
+
+    `tuned_as` names another entry whose chosen config this one reuses instead of tuning its own
+    (used for RecGOAT-as-released, whose selection on test cannot be tuned on validation).
+    """
+
+    label: str
+    model: str
+    fixed: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    tuned_as: str | None = None
+
+    @property
+    def uses_features(self) -> bool:
+        return "modalities" in {f for f in model_class(self.model).Config.__dataclass_fields__}
+
+
+ENTRIES = {e.label: e for e in (
+    Entry("bpr", "bpr"),
+    Entry("lightgcn", "lightgcn"),
+    Entry("vbpr", "vbpr"),
+    Entry("freedom", "freedom"),
+    Entry("lm_inject", "lm_inject"),
+    Entry("recgoat", "recgoat"),
+    Entry("recgoat_released", "recgoat", fixed=RELEASED_MODEL, train=RELEASED_TRAIN, tuned_as="recgoat"),
+)}
+TARGET = "recgoat"
+
+# Equal budget: 2 grid points per entry under `quick`, 4 under `paper` (validation only).
+GRIDS: dict[str, dict[str, dict[str, tuple]]] = {
+    "quick": {
+        "bpr": {"reg": (1e-4, 1e-2)},
+        "lightgcn": {"reg": (1e-4, 1e-2)},
+        "vbpr": {"reg": (1e-4, 1e-2)},
+        "freedom": {"edge_dropout": (0.5, 0.8)},
+        "lm_inject": {"mode": ("concat", "replace")},
+        "recgoat": {"cl_weight": (0.005, 0.032)},
+    },
+    "paper": {
+        "bpr": {"reg": (1e-5, 1e-4, 1e-3, 1e-2)},
+        "lightgcn": {"reg": (1e-5, 1e-4, 1e-3, 1e-2)},
+        "vbpr": {"reg": (1e-5, 1e-4, 1e-3, 1e-2)},
+        "freedom": {"edge_dropout": (0.8, 0.9), "reg": (1e-5, 1e-3)},
+        "lm_inject": {"mode": ("concat", "replace"), "reg": (1e-4, 1e-3)},
+        "recgoat": {"cl_weight": (0.005, 0.032), "reg": (1e-4, 1e-3)},
+    },
+}
+
+
+def grid_points(profile: str, label: str) -> list[dict[str, Any]]:
+    """Every combination of the entry's grid under `profile` (one empty point when it has none)."""
+    grid = GRIDS[profile].get(label, {})
+    return [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+
+
+def feature_modalities(ds: Dataset, wanted: tuple[str, ...] = FEATURE_MODALITIES) -> tuple[str, ...]:
+    """The wanted item modalities the dataset actually has (e.g. ("text",) for real Sports)."""
+    return tuple(m for m in wanted if m in ds.item_features)
+
+
+@dataclass
+class BenchmarkResult:
+    """Everything a benchmark produced: run records per entry, the tuning log, skipped entries."""
+
+    dataset: str
+    profile: str
+    records: dict[str, list[dict[str, Any]]]
+    chosen: dict[str, dict[str, Any]]
+    tuning: pd.DataFrame
+    missing: dict[str, str]
+    modalities: tuple[str, ...]
+    results_dir: Path = RESULTS_DIR
+
+
+class Benchmark:
+    """Runs entries on one dataset under one profile, never running the same spec twice."""
+
+    def __init__(self, ds: Dataset, profile: Profile, results_dir: Path = RESULTS_DIR,
+                 modalities: tuple[str, ...] | None = None):
+        self.ds, self.profile, self.results_dir = ds, profile, results_dir
+        self.modalities = feature_modalities(ds) if modalities is None else modalities
+        self._done: dict[str, dict[str, Any]] = {}
+
+    def overrides(self, entry: Entry, point: dict[str, Any]) -> dict[str, Any]:
+        out = {"dim": self.profile.dim, **entry.fixed, **point}
+        if entry.uses_features:
+            out["modalities"] = self.modalities
+        return out
+
+    def run_one(self, entry: Entry, point: dict[str, Any], seed: int) -> dict[str, Any]:
+        s = spec(self.ds.name, entry.model, replace(self.profile.train, **entry.train), seed,
+                 **self.overrides(entry, point))
+        key = s.key(self.ds.checksum())
+        if key not in self._done:
+            reset_peak_memory()
+            self._done[key] = run(s, self.ds, use_cache=self.profile.use_cache, results_dir=self.results_dir)
+        return self._done[key]
+
+    def missing_features(self, entry: Entry) -> str | None:
+        """Why an entry cannot run on this dataset, or None when it can."""
+        if not entry.uses_features:
+            return None
+        wanted = self.modalities or FEATURE_MODALITIES
+        try:
+            self.ds.require_features(wanted, entry.label)
+            make_config(entry.model, **self.overrides(entry, {}))
+        except (DataError, ValueError) as exc:
+            absent = [m for m in wanted if m not in self.ds.item_features]
+            return f"needs features: {', '.join(absent)} — absent" if absent else str(exc)
+        return None
+
+    def tune(self, entry: Entry) -> tuple[dict[str, Any], pd.DataFrame]:
+        """Try every grid point on `TUNE_SEEDS` seeds; choose the best mean validation Recall@20."""
+        rows = []
+        for point in grid_points(self.profile.name, entry.label):
+            recs = [self.run_one(entry, point, seed) for seed in self.profile.seeds[:TUNE_SEEDS]]
+            rows.append({"model": entry.label, "config": format_point(point),
+                         f"valid {TUNE_METRIC}": float(np.mean([r["valid"][TUNE_METRIC] for r in recs])),
+                         "point": point})
+        log = pd.DataFrame(rows)
+        best = int(log[f"valid {TUNE_METRIC}"].to_numpy().argmax())
+        log["chosen"] = np.arange(len(log)) == best
+        return rows[best]["point"], log
+
+    def __call__(self, labels: list[str] | tuple[str, ...]) -> BenchmarkResult:
+        unknown = [x for x in labels if x not in ENTRIES]
+        if unknown:
+            raise KeyError(f"unknown benchmark entries {unknown}; known: {sorted(ENTRIES)}")
+        records, chosen, logs, missing = {}, {}, [], {}
+        for label in tqdm(labels, desc=f"benchmark {self.ds.name}"):
+            entry = ENTRIES[label]
+            reason = self.missing_features(entry)
+            if reason is not None:
+                missing[label] = reason
+                continue
+            if entry.tuned_as is not None:
+                if entry.tuned_as not in chosen:
+                    raise ValueError(f"{label} reuses {entry.tuned_as}'s tuned config: list {entry.tuned_as} first")
+                chosen[label] = chosen[entry.tuned_as]
+            else:
+                chosen[label], log = self.tune(entry)
+                logs.append(log)
+            records[label] = [self.run_one(entry, chosen[label], s) for s in self.profile.seeds]
+        tuning = pd.concat(logs, ignore_index=True).drop(columns="point") if logs else pd.DataFrame()
+        return BenchmarkResult(self.ds.name, self.profile.name, records, chosen, tuning, missing,
+                               self.modalities, self.results_dir)
+
+
+def run_benchmark(ds: Dataset, profile: Profile, labels: list[str] | tuple[str, ...] = tuple(ENTRIES),
+                  results_dir: Path = RESULTS_DIR) -> BenchmarkResult:
+    """Tune and run `labels` on `ds` under `profile` (see the module docstring)."""
+    return Benchmark(ds, profile, results_dir)(labels)
+
+
+def format_point(point: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in point.items()) or "defaults"
+
+
+def reset_peak_memory() -> None:
+    """Reset the process's peak-RSS counter (Linux), so each run's recorded peak is its own."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def best_baseline(result: BenchmarkResult, target: str = TARGET) -> str | None:
+    """The non-RecGOAT entry with the highest mean *validation* Recall@20 (never chosen on test)."""
+    scores = {label: np.mean([r["valid"][TUNE_METRIC] for r in recs])
+              for label, recs in result.records.items() if ENTRIES[label].model != ENTRIES[target].model}
+    return max(scores, key=scores.get) if scores else None
+
+
+def significance(result: BenchmarkResult, metrics: tuple[str, ...] = ("recall@20", "ndcg@20"),
+                 target: str = TARGET) -> pd.DataFrame:
+    """Paired tests (per-user, seed-averaged test metrics) of each RecGOAT entry against the best baseline."""
+    base = best_baseline(result, target)
+    rows = []
+    if base is None:
+        return pd.DataFrame(rows)
+    for label, recs in result.records.items():
+        if ENTRIES[label].model != ENTRIES[target].model:
+            continue
+        for m in metrics:
+            t = compare_runs(recs, result.records[base], m, result.results_dir)
+            rows.append({"model": label, "vs": base, "metric": m, "users": t.n, "mean diff": t.mean_diff,
+                         "t": t.t_stat, "p (t-test)": t.t_p, "p (Wilcoxon)": t.wilcoxon_p})
+    return pd.DataFrame(rows)
+
+
+def summary(result: BenchmarkResult, metrics: tuple[str, ...] = TABLE_METRICS) -> pd.DataFrame:
+    """Long frame: one row per (model, metric) with mean, std and number of seeds of the test metric."""
+    rows = []
+    for label, recs in result.records.items():
+        for m in metrics:
+            v = np.array([r["test"][m] for r in recs])
+            rows.append({"model": label, "metric": m, "mean": v.mean(), "std": v.std(ddof=1) if len(v) > 1 else 0.0,
+                         "seeds": len(v)})
+    return pd.DataFrame(rows)
+
+
+def results_table(result: BenchmarkResult, metrics: tuple[str, ...] = TABLE_METRICS,
+                  digits: int = 4) -> pd.DataFrame:
+    """The paper-style table: "mean ± std" per metric, the chosen config, the p-values of the
+    RecGOAT rows against the best baseline, and a "needs features" row for each skipped model."""
+    s = summary(result, metrics)
+    sig = significance(result, metrics=(TUNE_METRIC,))
+    rows = []
+    for label in ENTRIES:
+        if label in result.records:
+            row = {"model": label, "modalities": _modalities(label, result), "config": format_point(result.chosen[label]),
+                   "seeds": len(result.records[label])}
+            for m in metrics:
+                r = s[(s["model"] == label) & (s["metric"] == m)].iloc[0]
+                row[m] = f"{r['mean']:.{digits}f} ± {r['std']:.{digits}f}"
+            hit = sig[sig["model"] == label] if len(sig) else sig
+            row[f"p vs best baseline ({TUNE_METRIC}, t / Wilcoxon)"] = (
+                f"{hit['p (t-test)'].iloc[0]:.2g} / {hit['p (Wilcoxon)'].iloc[0]:.2g} ({hit['vs'].iloc[0]})"
+                if len(hit) else "")
+            rows.append(row)
+        elif label in result.missing:
+            rows.append({"model": label, "modalities": "", "config": "", "seeds": 0,
+                         **{m: result.missing[label] for m in metrics}})
+    return pd.DataFrame(rows)
+
+
+def _modalities(label: str, result: BenchmarkResult) -> str:
+    return ", ".join(result.modalities) if ENTRIES[label].uses_features else "ID only"
+
+
+def efficiency(result: BenchmarkResult) -> pd.DataFrame:
+    """Per run: training seconds per epoch, evaluation seconds, peak RSS, epochs and parameters."""
+    rows = [{"model": label, "seed": r["seed"], "s/epoch": r["train_seconds_per_epoch"],
+             "eval s": r["eval_seconds"], "peak RSS MB": r["peak_rss_mb"], "epochs run": r["epochs_run"],
+             "best epoch": r["best_epoch"], "parameters": r["n_parameters"]}
+            for label, recs in result.records.items() for r in recs]
+    return pd.DataFrame(rows)

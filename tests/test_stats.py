@@ -1,0 +1,127 @@
+"""Paired significance tests and the benchmark protocol (grids, tuning, tables) on tiny runs."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats as sps
+
+from recgoat_lib import benchmark as bm
+from recgoat_lib.config import get_profile
+from recgoat_lib.stats import compare_runs, paired_t, paired_test, seed_averaged_per_user
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_paired_t_matches_scipy():
+    rng = np.random.default_rng(0)
+    a = rng.normal(0.3, 1.0, size=200)
+    b = a - rng.normal(0.1, 0.5, size=200)
+    t, p = paired_t(a, b)
+    ref = sps.ttest_rel(a, b)
+    assert t == pytest.approx(ref.statistic, rel=1e-10)
+    assert p == pytest.approx(ref.pvalue, rel=1e-8)
+
+
+def test_known_small_sample():
+    # d = (1, 2, 3, 4, 5): all ranks positive, exact two-sided Wilcoxon p = 2 / 2^5
+    a, b = np.array([2.0, 4, 6, 8, 10]), np.array([1.0, 2, 3, 4, 5])
+    r = paired_test(a, b)
+    assert r.n == 5 and r.mean_diff == pytest.approx(3.0)
+    assert r.wilcoxon_p == pytest.approx(2 / 32)
+    # t = mean / (sd / sqrt(n)) = 3 / (sqrt(2.5) / sqrt(5))
+    assert r.t_stat == pytest.approx(3 / np.sqrt(2.5 / 5))
+    assert r.t_p == pytest.approx(2 * sps.t.sf(r.t_stat, 4))
+
+
+def test_identical_and_bad_inputs():
+    x = np.array([0.1, 0.2, 0.3])
+    r = paired_test(x, x)
+    assert r.t_p == 1.0 and r.wilcoxon_p == 1.0 and r.mean_diff == 0.0
+    with pytest.raises(ValueError, match="same length"):
+        paired_test(x, x[:2])
+    with pytest.raises(ValueError, match="at least 2"):
+        paired_test(x[:1], x[:1])
+
+
+def test_no_difference_is_not_significant_and_a_shift_is():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=500)
+    assert paired_test(a, a + rng.normal(0, 0.1, 500)).wilcoxon_p > 0.01
+    assert paired_test(a + 0.05, a + rng.normal(0, 0.1, 500)).wilcoxon_p < 1e-6
+
+
+def test_equal_tuning_budget_per_profile():
+    for profile, grids in bm.GRIDS.items():
+        sizes = {label: len(bm.grid_points(profile, label)) for label, e in bm.ENTRIES.items() if e.tuned_as is None}
+        assert len(set(sizes.values())) == 1, (profile, sizes)
+        assert set(sizes) == set(grids), f"{profile}: entries without a grid {set(sizes) - set(grids)}"
+    assert len(bm.grid_points("quick", "bpr")) == 2
+
+
+def test_missing_features_give_a_row_not_a_number(tiny, tmp_path):
+    profile = replace(get_profile("quick"), seeds=(1,))
+    res = bm.Benchmark(tiny, profile, results_dir=tmp_path)(["vbpr", "freedom"])
+    assert res.records == {}
+    table = bm.results_table(res)
+    assert list(table["model"]) == ["vbpr", "freedom"]
+    assert (table["recall@20"] == "needs features: image, text — absent").all()
+
+
+@pytest.fixture(scope="module")
+def small_benchmark(toy, tmp_path_factory):
+    profile = get_profile("quick", epochs=4, eval_every=2, patience=2)
+    profile = replace(profile, seeds=(1, 2), dim=16)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    res = bm.Benchmark(toy, profile, results_dir=tmp_path_factory.mktemp("results"))(["bpr", "lightgcn", "vbpr"])
+    torch.set_num_threads(n)
+    return res
+
+
+def test_benchmark_tunes_on_validation_and_runs_every_seed(small_benchmark):
+    res = small_benchmark
+    assert set(res.records) == {"bpr", "lightgcn", "vbpr"} and res.modalities == ("image",)
+    for label, recs in res.records.items():
+        assert [r["seed"] for r in recs] == [1, 2]
+        log = res.tuning[res.tuning["model"] == label]
+        assert len(log) == 2 and log["chosen"].sum() == 1
+        best = log.loc[log["valid recall@20"].idxmax(), "config"]
+        assert log.loc[log["chosen"], "config"].item() == best == bm.format_point(res.chosen[label])
+        assert all(r["model_config"][k] == v for r in recs for k, v in res.chosen[label].items())
+    assert list(res.records["vbpr"][0]["model_config"]["modalities"]) == ["image"]
+
+
+def test_tables_come_from_the_records(small_benchmark):
+    res = small_benchmark
+    s = bm.summary(res)
+    vals = [r["test"]["ndcg@10"] for r in res.records["lightgcn"]]
+    row = s[(s["model"] == "lightgcn") & (s["metric"] == "ndcg@10")].iloc[0]
+    assert row["mean"] == pytest.approx(np.mean(vals)) and row["std"] == pytest.approx(np.std(vals, ddof=1))
+    table = bm.results_table(res)
+    assert table.loc[table["model"] == "lightgcn", "ndcg@10"].item() == f"{np.mean(vals):.4f} ± {np.std(vals, ddof=1):.4f}"
+    eff = bm.efficiency(res)
+    assert len(eff) == 6 and (eff["s/epoch"] > 0).all() and (eff["peak RSS MB"] > 0).all()
+
+
+def test_significance_against_best_validation_baseline(small_benchmark):
+    res = small_benchmark
+    base = bm.best_baseline(res, target="vbpr")
+    valid = {k: np.mean([r["valid"]["recall@20"] for r in res.records[k]]) for k in ("bpr", "lightgcn")}
+    assert base == max(valid, key=valid.get)
+    sig = bm.significance(res, metrics=("recall@20",), target="vbpr")
+    assert len(sig) == 1 and sig["vs"].item() == base
+    users, a = seed_averaged_per_user(res.records["vbpr"], "recall@20", res.results_dir)
+    _, b = seed_averaged_per_user(res.records[base], "recall@20", res.results_dir)
+    ref = sps.wilcoxon(a, b)
+    assert sig["p (Wilcoxon)"].item() == pytest.approx(ref.pvalue)
+    assert sig["p (t-test)"].item() == pytest.approx(sps.ttest_rel(a, b).pvalue)
+    assert compare_runs(res.records["vbpr"], res.records[base], "recall@20", res.results_dir).n == len(users)
