@@ -19,6 +19,11 @@ _REGISTRY = {
 }
 
 
+def model_names() -> tuple[str, ...]:
+    """Every registered model name, in registry order (benchmarks iterate over these)."""
+    return tuple(_REGISTRY)
+
+
 def model_class(name: str) -> type[Recommender]:
     if name not in _REGISTRY:
         raise KeyError(f"unknown model {name!r}; known: {sorted(_REGISTRY)}")
@@ -46,4 +51,4 @@ def build_model(name: str, ds: Dataset, config: Any = None) -> Recommender:
     return cls(ds, config)
 
 
-__all__ = ["Embeddings", "Recommender", "build_model", "make_config", "model_class"]
+__all__ = ["Embeddings", "Recommender", "build_model", "make_config", "model_class", "model_names"]
