@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from recgoat_lib.alignment import alignment, uniformity
+from recgoat_lib.alignment import alignment, uniformity, view_geometry
 from recgoat_lib.data import DataError, Dataset
 from recgoat_lib.models import build_model, make_config
 from recgoat_lib.models.recgoat import RecGOAT, RecGOATConfig
@@ -65,7 +65,8 @@ def test_forward_shapes_and_diagnostics(ds):
 
 
 @pytest.mark.parametrize("overrides", [{}, {"fusion": "sum"}, {"fusion": "concat"}, {"user_branch": False},
-                                       {"modalities": ("text",)}, {"cl_sign": "released"}])
+                                       {"modalities": ("text",)}, {"cl_sign": "released"}, {"gat_layers": 0},
+                                       {"gat_layers": 2}, {"modalities": (), "user_branch": False}])
 def test_every_trainable_parameter_gets_a_gradient(ds, overrides):
     m = model(ds, **overrides)
     parts = m.loss(*batch(ds))
@@ -142,8 +143,8 @@ def test_missing_features_and_bad_config_raise_clear_errors(ds):
     text_only.item_features.pop("image")
     with pytest.raises(DataError, match="image"):
         build_model("recgoat", text_only, replace(SMALL, user_branch=False))
-    for bad in ({"fusion": "mean"}, {"cl_sign": "minus"}, {"sinkhorn": "fast"}, {"modalities": ()},
-                {"modalities": ("audio",)}, {"dim": 20}, {"cl_modality_share": 1.5}):
+    for bad in ({"fusion": "mean"}, {"cl_sign": "minus"}, {"sinkhorn": "fast"}, {"modalities": ("text", "text")},
+                {"modalities": ("audio",)}, {"gat_layers": -1}, {"dim": 20}, {"cl_modality_share": 1.5}):
         with pytest.raises(ValueError):
             make_config("recgoat", **bad)
     assert make_config("recgoat", modalities=["text"]).modalities == ("text",)
@@ -177,3 +178,6 @@ def test_alignment_and_uniformity():
     assert uniformity(x, max_rows=50) != uniformity(x)
     with pytest.raises(ValueError, match="equal shape"):
         alignment(x, x[:10])
+    table = view_geometry({"a": x, "b": 2 * x, "c": -x})
+    assert table["measure"].tolist() == ["uniformity"] * 3 + ["alignment"] * 3
+    assert table.set_index("views").loc["a-c", "value"] == pytest.approx(4.0)

@@ -32,6 +32,7 @@ from .lightgcn import LightGCNPropagation
 
 FUSIONS = ("oat", "concat", "sum")
 CL_SIGNS = ("paper", "released")
+LOGGED_EXTRAS = ("fusion_", "plan_mass_", "plan_row_error_", "plan_col_error_")  # scalars shown in training history
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,10 @@ class RecGOATConfig:
     fusion: "oat" (transport-aligned weighted sum, the model), "sum" (the same weighted sum
     of unaligned views: RecGOAT without OAT) or "concat" (Linear over [Z^cf, Z^m...]).
     fusion_init_image / fusion_init_text: initial learnable weights a, b (unconstrained).
+    modalities=() leaves the LM item views out (the "ID only" ablation: fused item = CF item,
+    no modality pairs, so CMCL is its user-item term times 1 - cl_modality_share).
+    gat_layers=0 keeps each LM view's projection but no graph attention (the "w/o modality
+    GAT" ablation); the paper uses one GAT layer.
     """
 
     dim: int = 64
@@ -48,6 +53,7 @@ class RecGOATConfig:
     reg: float = 1e-4
     modalities: tuple[str, ...] = ("image", "text")
     knn_k: int = 20
+    gat_layers: int = 1
     heads: int = 8
     dropout: float = 0.1
     user_branch: bool = True
@@ -66,13 +72,14 @@ class RecGOATConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "modalities", tuple(self.modalities))
         known = ("image", "text")
-        if not self.modalities or len(set(self.modalities)) != len(self.modalities) \
-                or not set(self.modalities) <= set(known):
+        if len(set(self.modalities)) != len(self.modalities) or not set(self.modalities) <= set(known):
             raise ValueError(f"modalities must be distinct names from {known}, got {self.modalities}")
         for name, value, allowed in (("fusion", self.fusion, FUSIONS), ("cl_sign", self.cl_sign, CL_SIGNS),
                                      ("sinkhorn", self.sinkhorn, SINKHORN_METHODS)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if self.gat_layers < 0:
+            raise ValueError(f"gat_layers must be >= 0, got {self.gat_layers}")
         if self.dim % self.heads:
             raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads})")
         if not 0.0 <= self.cl_modality_share <= 1.0:
@@ -80,23 +87,33 @@ class RecGOATConfig:
 
 
 class GraphAttentionBranch(nn.Module):
-    """One LM view on its kNN graph: Linear(d_feat -> d), then one multi-head GAT layer with self loops."""
+    """One LM view on its kNN graph: Linear(d_feat -> d), then `layers` multi-head GAT layers with
+    self loops (ELU between stacked layers, as in GAT; the paper's one layer has none)."""
 
-    def __init__(self, features: np.ndarray, k: int, dim: int, heads: int, dropout: float):
+    def __init__(self, features: np.ndarray, k: int, dim: int, heads: int, dropout: float, layers: int = 1):
         super().__init__()
         self.register_buffer("x", torch.as_tensor(features, dtype=torch.float32), persistent=False)
         self.register_buffer("edge_index", with_self_loops(knn_graph(features, k)), persistent=False)
         self.proj = nn.Linear(features.shape[1], dim)
-        self.gat = GATConv(dim, dim // heads, heads=heads, concat=True, negative_slope=0.2,
-                           dropout=dropout, add_self_loops=False)
+        self.gats = nn.ModuleList(GATConv(dim, dim // heads, heads=heads, concat=True, negative_slope=0.2,
+                                          dropout=dropout, add_self_loops=False) for _ in range(layers))
 
-    def forward(self) -> Tensor:
-        return self.gat(self.proj(self.x), self.edge_index)
+    def forward(self, upto: int | None = None) -> Tensor:
+        """The view after all GAT layers, or the input of layer `upto`."""
+        h = self.proj(self.x)
+        for j, gat in enumerate(self.gats[:upto]):
+            h = gat(F.elu(h) if j else h, self.edge_index)
+        return h
 
     @torch.no_grad()
     def attention(self) -> tuple[Tensor, Tensor]:
-        """(edge_index [2, E] as (source, target), attention weight per edge averaged over heads)."""
-        _, (edge_index, alpha) = self.gat(self.proj(self.x), self.edge_index, return_attention_weights=True)
+        """(edge_index [2, E] as (source, target), last GAT layer's attention per edge averaged over heads)."""
+        if not self.gats:
+            raise ValueError("this branch has no GAT layer (gat_layers=0)")
+        last = len(self.gats) - 1
+        h = self.forward(upto=last)
+        _, (edge_index, alpha) = self.gats[last](F.elu(h) if last else h, self.edge_index,
+                                                 return_attention_weights=True)
         return edge_index, alpha.mean(1)
 
 
@@ -118,9 +135,9 @@ class RecGOAT(Recommender):
         nn.init.xavier_uniform_(self.embedding.weight)
         self.propagate = LightGCNPropagation(to_torch_sparse(user_item_adjacency(ds)), c.layers)
         self.branches = nn.ModuleDict({m: GraphAttentionBranch(ds.item_features[m], c.knn_k, c.dim, c.heads,
-                                                                c.dropout) for m in c.modalities})
-        self.user_lm = (GraphAttentionBranch(ds.user_features["text"], c.knn_k, c.dim, c.heads, c.dropout)
-                        if c.user_branch else None)
+                                                                c.dropout, c.gat_layers) for m in c.modalities})
+        self.user_lm = (GraphAttentionBranch(ds.user_features["text"], c.knn_k, c.dim, c.heads, c.dropout,
+                                             c.gat_layers) if c.user_branch else None)
         init = {"image": c.fusion_init_image, "text": c.fusion_init_text}
         if c.fusion == "concat":
             self.concat = nn.Linear(c.dim * (len(c.modalities) + 1), c.dim)
@@ -145,7 +162,7 @@ class RecGOAT(Recommender):
         if c.fusion == "concat":
             fused = self.concat(torch.cat([item_cf, *views.values()], dim=1))
         else:
-            if c.fusion == "oat":
+            if c.fusion == "oat" and views:
                 views = self._transport(views, item_cf, extras)
             fused = (1.0 - sum(self.weights.values())) * item_cf
             for m, v in views.items():
@@ -178,11 +195,12 @@ class RecGOAT(Recommender):
         cl_ui = info_nce(u, p, c.cl_temperature)
         items = torch.unique(torch.cat([pos, neg]))
         views = [emb.extras["item_cf"][items]] + [emb.extras[f"item_{m}"][items] for m in c.modalities]
-        cl_mod = torch.stack([info_nce(a, b, c.cl_temperature) for a, b in combinations(views, 2)]).mean()
+        pairs = [info_nce(a, b, c.cl_temperature) for a, b in combinations(views, 2)]
+        cl_mod = torch.stack(pairs).mean() if pairs else torch.zeros((), device=u.device)
         if c.cl_sign == "released":
             cl_mod = 1.0 - cl_mod
         cl = (1.0 - c.cl_modality_share) * cl_ui + c.cl_modality_share * cl_mod
-        logged = {k: v for k, v in emb.extras.items() if k.startswith(("fusion_", "plan_mass_"))}
+        logged = {k: v for k, v in emb.extras.items() if k.startswith(LOGGED_EXTRAS)}
         return {"loss": bpr + reg + c.cl_weight * cl, "bpr": bpr, "reg": reg, "cl": cl,
                 "cl_ui": cl_ui, "cl_modality": cl_mod, **logged}
 
