@@ -2,6 +2,7 @@
 one view is on the sphere. Notebook 04 uses them to see what CMCL's InfoNCE does to the views."""
 from __future__ import annotations
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -26,3 +27,12 @@ def uniformity(x: Tensor, t: float = 2.0, max_rows: int = 4096, seed: int = 0) -
         x = x[torch.randperm(x.shape[0], generator=g)[:max_rows].to(x.device)]
     d2 = torch.pdist(F.normalize(x, dim=1)).pow(2)
     return float(torch.log(torch.exp(-t * d2).mean()))
+
+
+def view_geometry(views: dict[str, Tensor]) -> pd.DataFrame:
+    """Uniformity of each view and alignment of each pair of views (rows: one per measurement)."""
+    names = list(views)
+    rows = [{"measure": "uniformity", "views": n, "value": uniformity(views[n])} for n in names]
+    rows += [{"measure": "alignment", "views": f"{a}-{b}", "value": alignment(views[a], views[b])}
+             for i, a in enumerate(names) for b in names[i + 1:]]
+    return pd.DataFrame(rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 
@@ -94,3 +95,38 @@ def neighbour_agreement(adj: sp.spmatrix, labels: np.ndarray) -> float:
     if labels.shape[0] != adj.shape[0]:
         raise ValueError(f"neighbour_agreement: {labels.shape[0]} labels for {adj.shape[0]} nodes")
     return float((labels[a.row] == labels[a.col]).mean())
+
+
+def attention_summary(edge_index: torch.Tensor, weight: torch.Tensor, labels: np.ndarray) -> dict[str, float]:
+    """Where a GAT's attention goes, averaged over target nodes.
+
+    `edge_index` is [2, E] (source, target) with self loops, `weight` the attention per edge
+    (summing to 1 over each target's incoming edges). Returns the mean attention a node keeps
+    on itself, the mean attention on neighbours sharing its label, and what uniform attention
+    would give same-label neighbours (for comparison).
+    """
+    src, dst = edge_index.cpu().numpy()
+    w = weight.detach().cpu().numpy().astype(np.float64)
+    labels = np.asarray(labels)
+    n = len(labels)
+    if src.max(initial=-1) >= n or len(w) != len(src):
+        raise ValueError(f"attention_summary: {len(w)} weights for {len(src)} edges over {n} labelled nodes")
+    own = src == dst
+    same = (labels[src] == labels[dst]) & ~own
+
+    def per_node(x: np.ndarray) -> np.ndarray:
+        return np.bincount(dst, weights=x, minlength=n)
+
+    incoming = per_node(np.ones_like(w))
+    return {"self": float(per_node(w * own).mean()), "same_label": float(per_node(w * same).mean()),
+            "same_label_if_uniform": float((per_node(same) / np.maximum(incoming, 1)).mean())}
+
+
+def attended_neighbours(edge_index: torch.Tensor, weight: torch.Tensor, node: int) -> pd.DataFrame:
+    """The nodes `node` attends to (itself included), by attention weight, highest first."""
+    src, dst = edge_index.cpu().numpy()
+    mask = dst == node
+    if not mask.any():
+        raise ValueError(f"attended_neighbours: node {node} has no incoming edges")
+    df = pd.DataFrame({"neighbour": src[mask], "attention": weight.detach().cpu().numpy()[mask]})
+    return df.sort_values("attention", ascending=False, ignore_index=True)

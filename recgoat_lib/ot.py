@@ -17,6 +17,7 @@ import math
 import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -134,3 +135,13 @@ def cost_peak_memory_mb(method: str, n_items: int, dim: int, seed: int = 0) -> f
         return (torch.cuda.max_memory_allocated() - base) / 2**20
     with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
         return pool.submit(_cost_peak_child, method, n_items, dim, seed).result()
+
+
+def extrapolate_peak_mb(n_items: np.ndarray, dim: np.ndarray, peak_mb: np.ndarray,
+                        target_items: int, target_dim: int) -> tuple[float, float]:
+    """Fit peak = c * n_items * dim^2 (least squares through the origin) to measured naive-cost
+    peaks and predict the peak at a size too large to allocate; returns (bytes per element, MB)."""
+    x = np.asarray(n_items, dtype=np.float64) * np.asarray(dim, dtype=np.float64) ** 2
+    y = np.asarray(peak_mb, dtype=np.float64) * 2**20
+    c = float(x @ y / (x @ x))
+    return c, c * target_items * target_dim**2 / 2**20

@@ -3,7 +3,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recgoat_lib.graphs import degree_stats, knn_graph, neighbour_agreement, user_item_adjacency, with_self_loops
+import torch
+
+from recgoat_lib.graphs import (attended_neighbours, attention_summary, degree_stats, knn_graph, neighbour_agreement,
+                                user_item_adjacency, with_self_loops)
 from recgoat_lib.toy import make_toy
 
 
@@ -74,3 +77,17 @@ def test_toy_graphs_are_informative():
     assert neighbour_agreement(a, topic) > 2 * chance
     ui = degree_stats(user_item_adjacency(ds))
     assert ui["nodes"] == ds.n_users + ds.n_items and ui["edges"] == len(ds.split("train"))
+
+
+def test_attention_summary_and_neighbours():
+    # node 0 attends to itself (0.5), node 1 (same label, 0.3) and node 2 (other label, 0.2)
+    edge_index = torch.tensor([[0, 1, 2, 1, 2], [0, 0, 0, 1, 2]])
+    weight = torch.tensor([0.5, 0.3, 0.2, 1.0, 1.0])
+    s = attention_summary(edge_index, weight, np.array([0, 0, 1]))
+    assert s["self"] == pytest.approx((0.5 + 1 + 1) / 3)
+    assert s["same_label"] == pytest.approx(0.3 / 3)
+    assert s["same_label_if_uniform"] == pytest.approx((1 / 3) / 3)
+    top = attended_neighbours(edge_index, weight, 0)
+    assert top["neighbour"].tolist() == [0, 1, 2] and top["attention"].iloc[0] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="no incoming"):
+        attended_neighbours(edge_index, weight, 5)

@@ -4,8 +4,8 @@ import ot
 import pytest
 import torch
 
-from recgoat_lib.ot import (cost_peak_memory_mb, dimension_cost, naive_dimension_cost, plan_diagnostics,
-                            sinkhorn_log, sinkhorn_scaling, transport_plan)
+from recgoat_lib.ot import (cost_peak_memory_mb, dimension_cost, extrapolate_peak_mb, naive_dimension_cost,
+                            plan_diagnostics, sinkhorn_log, sinkhorn_scaling, transport_plan)
 
 
 def views(n=300, d=16, std=0.1, seed=0, dtype=torch.float32):
@@ -84,3 +84,10 @@ def test_naive_cost_needs_the_item_by_dim_by_dim_tensor():
     assert identity < naive / 4
     with pytest.raises(ValueError, match="cost method"):
         cost_peak_memory_mb("fancy", n, d)
+
+
+def test_extrapolation_recovers_a_known_constant():
+    n, d = np.array([100, 200, 400]), np.array([10, 20, 10])
+    peak = 8.0 * n * d**2 / 2**20
+    c, mb = extrapolate_peak_mb(n, d, peak, 7050, 800)
+    assert c == pytest.approx(8.0) and mb == pytest.approx(8.0 * 7050 * 800**2 / 2**20)
