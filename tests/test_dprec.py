@@ -1,0 +1,137 @@
+"""DPRec (reconstruction): shapes, gradients, what each perspective may see, the hypergraph,
+the multi-level alignment, every ablation switch, and a short training run on toy."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recgoat_lib.data import DataError
+from recgoat_lib.graphs import knn_graph
+from recgoat_lib.models import build_model
+from recgoat_lib.models.base import info_nce
+from recgoat_lib.models.dprec import DPRec, DPRecConfig
+from recgoat_lib.train import TrainConfig, train
+
+DIM = 16
+ABLATIONS = {
+    "full": {},
+    "memory only": {"perspectives": ("memory",)},
+    "expansion only": {"perspectives": ("expansion",)},
+    "no hypergraph": {"hypergraph": False},
+    "no alignment": {"alignment": False},
+}
+
+
+@pytest.fixture(scope="module")
+def toy2(toy):
+    """Toy with a second modality: random 'text' features (the real ones need the LM encoder)."""
+    rng = np.random.default_rng(0)
+    return toy.with_features(item={"text": rng.normal(size=(toy.n_items, 24)).astype(np.float32)})
+
+
+def make(ds, **overrides) -> DPRec:
+    torch.manual_seed(0)
+    return DPRec(ds, DPRecConfig(dim=DIM, hyperedges=4, **overrides))
+
+
+@pytest.mark.parametrize("name", list(ABLATIONS))
+def test_shapes_and_gradients(toy2, name):
+    model = make(toy2, **ABLATIONS[name])
+    emb = model()
+    assert emb.user.shape == (toy2.n_users, DIM) and emb.item.shape == (toy2.n_items, DIM)
+    assert ("image_hyper_user" in emb.extras) == (name != "no hypergraph")
+    users, pos, neg = torch.tensor([0, 1, 2, 3]), torch.tensor([5, 6, 7, 8]), torch.tensor([9, 10, 11, 12])
+    parts = model.loss(users, pos, neg)
+    assert torch.isfinite(parts["loss"]) and ("align" in parts) == (name != "no alignment")
+    parts["loss"].backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None, pname
+    assert model.embedding.weight.grad.abs().sum() > 0
+    assert all(p.grad.abs().sum() > 0 for p in model.modalities["text"].project.parameters())
+
+
+def test_ablations_remove_their_parts(toy2):
+    names = {k: {n for n, _ in make(toy2, **v).named_parameters()} for k, v in ABLATIONS.items()}
+    assert any("gate" in n for n in names["full"])
+    assert not any("gate" in n for n in names["memory only"] | names["expansion only"])
+    assert not any("user_memory" in n for n in names["expansion only"])
+    assert not any("assign" in n for n in names["no hypergraph"])
+    assert names["no alignment"] == names["full"]
+
+
+def modality_items(model: DPRec, features: np.ndarray, modality: str = "image") -> torch.Tensor:
+    enc = model.modalities[modality]
+    enc.features.copy_(torch.from_numpy(features))
+    with torch.no_grad():
+        return model.forward().extras[f"{modality}_item"]
+
+
+def test_memory_is_item_local_and_expansion_reaches_knn_neighbours(toy2):
+    x = toy2.item_features["image"].copy()
+    j = 17
+    moved = x.copy()
+    moved[j] += 5.0
+    neighbours = knn_graph(x, 10)[j].indices
+    for perspectives, spreads in ((("memory",), False), (("expansion",), True)):
+        model = make(toy2, perspectives=perspectives, hypergraph=False)
+        diff = (modality_items(model, moved) - modality_items(model, x)).abs().sum(1)
+        others = np.setdiff1d(np.arange(toy2.n_items), [j])
+        assert diff[j] > 0
+        assert bool((diff[neighbours] > 1e-6).all()) == spreads
+        assert bool((diff[others] > 1e-6).any()) == spreads
+
+
+def test_hypergraph_assignments_are_soft_memberships(toy2):
+    model = make(toy2)
+    enc = model.modalities["image"]
+    with torch.no_grad():
+        item_cf = model.propagate(model.embedding.weight)[toy2.n_users:]
+        out = enc(item_cf)
+        h = torch.softmax(enc.assign(out["item"] - out["hyper_item"]), dim=1)
+    assert h.shape == (toy2.n_items, 4)
+    assert torch.allclose(h.sum(1), torch.ones(toy2.n_items), atol=1e-5)
+    edges = (h / h.sum(0)).T @ item_cf
+    assert torch.allclose(out["hyper_item"], h @ edges, atol=1e-5)
+
+
+def test_alignment_is_mean_infonce_over_levels(toy2):
+    model = make(toy2, align_weight=1.0)
+    users, pos, neg = torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5]), torch.tensor([6, 7, 8])
+    parts = model.loss(users, pos, neg)
+    with torch.no_grad():
+        e = model().extras
+        ref = torch.stack([info_nce(e[f"image_{lvl}"][idx], e[f"text_{lvl}"][idx], 0.2)
+                           for lvl, idx in (("item", pos), ("user", users), ("hyper_user", users))]).mean()
+    assert torch.allclose(parts["align"], ref, atol=1e-5)
+    assert torch.allclose(parts["loss"], parts["bpr"] + parts["reg"] + parts["align"], atol=1e-5)
+
+
+def test_info_nce_prefers_matched_pairs():
+    torch.manual_seed(0)
+    a = torch.randn(32, 8)
+    assert info_nce(a, a, 0.2) < info_nce(a, torch.randn(32, 8), 0.2)
+    assert torch.isclose(info_nce(a, a.flip(0), 0.2), info_nce(a.flip(0), a, 0.2))
+
+
+def test_config_and_feature_errors(toy):
+    with pytest.raises(ValueError, match="two modalities"):
+        DPRecConfig(modalities=("image",))
+    with pytest.raises(ValueError, match="perspectives"):
+        DPRecConfig(perspectives=("memory", "recall"))
+    with pytest.raises(ValueError, match="hyperedges"):
+        DPRecConfig(hyperedges=1)
+    with pytest.raises(DataError, match="text"):
+        build_model("dprec", toy)
+    model = build_model("dprec", toy, {"modalities": ("image",), "alignment": False, "dim": DIM})
+    assert model().item.shape == (toy.n_items, DIM)
+
+
+def test_training_improves_validation(toy2):
+    model = make(toy2)
+    cfg = TrainConfig(epochs=4, batch_size=4096, lr=5e-3, eval_every=1, patience=4, progress=False)
+    res = train(model, toy2, cfg, seed=0)
+    scores = [row["select_score"] for row in res.history]
+    assert all(np.isfinite(row["loss"]) for row in res.history)
+    assert max(scores[1:]) > scores[0]
+    assert res.test["recall@20"] > 20 / toy2.n_items
