@@ -10,11 +10,15 @@ import pandas as pd
 import pytest
 import torch
 
+from dataclasses import dataclass
+
 from recgoat_lib.data import Dataset
+from recgoat_lib.models.base import Embeddings, Recommender
 from recgoat_lib.theory import (
-    TheoryViolation, canonical_correlations, evaluation_triples, exact_w1, gaussian_mi,
-    infonce_mi_bound, jensen_check, kr_slack, linear_probe_accuracy, projected_w1,
-    random_directions, sliced_w1, view_target_error,
+    FAILS, HOLDS, TheoryRecorder, TheoryViolation, canonical_correlations, evaluation_triples,
+    exact_w1, gap_terms, gaussian_mi, infonce_mi_bound, jensen_check, kr_slack,
+    linear_probe_accuracy, probe_table, projected_w1, random_directions, recgoat_views,
+    sliced_w1, verdicts, view_target_error, w1_crosscheck,
 )
 
 
@@ -239,3 +243,111 @@ def test_linear_probe_separates_clusters_and_fails_on_noise():
     assert linear_probe_accuracy(rng.normal(size=(800, 10)), labels) < 0.4  # chance is 0.25
     with pytest.raises(ValueError, match="labels must have shape"):
         linear_probe_accuracy(x, labels[:-1])
+
+
+# --- Recording a fusion model ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StubConfig:
+    modalities: tuple[str, ...] = ("image",)
+
+
+class StubFusion(Recommender):
+    """The extras contract of RecGOAT on random vectors: ID view, one modality before and after
+    a linear 'alignment', fusion weight a, fused = normalise((1 - a) id + a aligned)."""
+
+    def __init__(self, ds: Dataset, dim: int = 8, seed: int = 0):
+        super().__init__()
+        self.config = StubConfig()
+        g = torch.Generator().manual_seed(seed)
+        self.user = torch.nn.Parameter(torch.randn(ds.n_users, dim, generator=g))
+        self.item_cf = torch.nn.Parameter(torch.randn(ds.n_items, dim, generator=g))
+        self.image = torch.nn.Parameter(torch.randn(ds.n_items, dim, generator=g) + 2.0)
+        self.align = torch.nn.Parameter(0.5 * torch.eye(dim))
+        self.a = torch.nn.Parameter(torch.tensor(0.3))
+
+    def forward(self) -> Embeddings:
+        aligned = self.image @ self.align
+        fused = torch.nn.functional.normalize((1 - self.a) * self.item_cf + self.a * aligned, dim=1)
+        return Embeddings(self.user, fused, {"item_cf": self.item_cf, "item_image": self.image,
+                                             "item_image_aligned": aligned, "fusion_image": self.a.detach()})
+
+    def loss(self, users, pos, neg):
+        raise NotImplementedError
+
+
+@pytest.fixture(scope="module")
+def shop() -> Dataset:
+    """60 users, 40 items in 4 topics; 5 train, 2 valid, 3 test items per user."""
+    rng = np.random.default_rng(30)
+    rows = []
+    for u in range(60):
+        items = rng.choice(40, size=10, replace=False)
+        rows += [(u, int(i), s) for i, s in zip(items, [0] * 5 + [1] * 2 + [2] * 3)]
+    df = pd.DataFrame(rows, columns=["user", "item", "split"])
+    topic = np.arange(40) % 4
+    image = (np.eye(4)[topic] @ rng.normal(size=(4, 6)) + 0.1 * rng.normal(size=(40, 6))).astype(np.float32)
+    return Dataset(name="shop", n_users=60, n_items=40, interactions=df, item_features={"image": image},
+                   latent={"item_topic": topic})
+
+
+def test_recgoat_views_reads_the_extras_contract(shop):
+    model = StubFusion(shop)
+    user, views, weights = recgoat_views(model)
+    assert set(views) == {"id", "image", "image_aligned", "fused"}
+    assert weights == pytest.approx({"image_aligned": 0.3, "id": 0.7})
+    torch.testing.assert_close(views["image_aligned"], model.image.detach() @ model.align.detach())
+    assert model.training  # the training mode is restored
+    with pytest.raises(TypeError, match="not a RecGOAT"):
+        recgoat_views(torch.nn.Linear(2, 2))
+
+
+def test_recorder_rows_kr_and_crosscheck(shop):
+    model = StubFusion(shop)
+    rec = TheoryRecorder(shop, label="stub", n_directions=16, mi_batch=16)
+    rec(0, model)
+    with torch.no_grad():
+        model.align.mul_(2.0)
+    rec(2, model)
+    frame = rec.frame
+    assert list(frame["epoch"]) == [0, 2] and (frame["run"] == "stub").all()
+    # the stub's image view is shifted by +2 per coordinate: far from the ID view before "alignment"
+    assert (frame["w1_image_before"] > 1.0).all()
+    # the first alignment halves the image view, the second restores it
+    assert frame["w1_image_after"].iloc[0] < frame["w1_image_after"].iloc[1]
+    assert frame["w1_image_after"].iloc[1] == pytest.approx(frame["w1_image_before"].iloc[1])
+    assert {"nce_id_image", "cca_id_image", "fused_bpr", "id_recall@20", "image_aligned_ndcg@20"} <= set(frame)
+    assert (frame["jensen_slack"] >= 0).all()
+    kr = rec.kr_frame
+    assert len(kr) == 2 * 2 * (16 + shop.n_users) and (kr["slack"] >= 0).all()
+    cc = w1_crosscheck(model, max_points=30, n_directions=16)
+    assert (cc["sliced_w1"] <= cc["exact_w1"]).all() and set(cc["stage"]) == {"before", "after"}
+
+
+def test_probe_table_finds_the_topic_in_the_raw_features(shop):
+    probes = probe_table(StubFusion(shop), shop).set_index("view")
+    assert probes.loc["raw image", "accuracy"] > 0.9
+    assert probes["majority_class"].iloc[0] == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="no ground truth"):
+        probe_table(StubFusion(shop), shop, label="item_colour")
+
+
+def test_verdicts_report_what_was_measured(shop):
+    model = StubFusion(shop)
+    paper, released = (TheoryRecorder(shop, label=k, n_directions=8, mi_batch=16) for k in ("paper", "released"))
+    for epoch in (0, 2, 4):
+        paper(epoch, model)
+        released(epoch, model)
+    gaps = gap_terms(paper.frame, ("image",))
+    np.testing.assert_allclose(gaps["gap"], paper.frame["image_aligned_bpr"] - paper.frame["fused_bpr"])
+    np.testing.assert_allclose(gaps["nce_term"], np.log(16) - paper.frame["nce_id_image"])
+    kr = pd.concat([paper.kr_frame, released.kr_frame])
+    table = verdicts(paper.frame, released.frame, kr, w1_crosscheck(model, 30, 8), probe_table(model, shop),
+                     ("image",), dataset="shop", seeds="0")
+    v = table.set_index("claim")["verdict"]
+    assert v[v.index.str.startswith("Kantorovich")].iloc[0] == HOLDS
+    assert v[v.index.str.startswith("Jensen")].iloc[0] == HOLDS
+    # an unchanged model cannot raise (or lower) any mutual information bound
+    assert (v[v.index.str.startswith("InfoNCE")] == FAILS).all()
+    assert set(table["verdict"]) <= {HOLDS, FAILS, "not applicable"}
+    assert (table["dataset"] == "shop").all()
