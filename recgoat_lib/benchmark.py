@@ -9,6 +9,7 @@ are absent from the dataset is not run: its row says which features it needs.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -113,13 +114,16 @@ class Benchmark:
     """Runs entries on one dataset under one profile, never running the same spec twice."""
 
     def __init__(self, ds: Dataset, profile: Profile, results_dir: Path = RESULTS_DIR,
-                 modalities: tuple[str, ...] | None = None):
-        self.ds, self.profile, self.results_dir = ds, profile, results_dir
+                 modalities: tuple[str, ...] | None = None, tune: bool = True,
+                 extra: dict[str, dict[str, Any]] | None = None):
+        """`tune=False` runs each entry's defaults; `extra[label]` adds fixed overrides to an entry."""
+        self.ds, self.profile, self.results_dir, self.tune_grid = ds, profile, results_dir, tune
+        self.extra = extra or {}
         self.modalities = feature_modalities(ds) if modalities is None else modalities
         self._done: dict[str, dict[str, Any]] = {}
 
     def overrides(self, entry: Entry, point: dict[str, Any]) -> dict[str, Any]:
-        out = {"dim": self.profile.dim, **entry.fixed, **point}
+        out = {"dim": self.profile.dim, **entry.fixed, **self.extra.get(entry.label, {}), **point}
         if entry.uses_features:
             out["modalities"] = self.modalities
         return out
@@ -147,9 +151,10 @@ class Benchmark:
         return None
 
     def tune(self, entry: Entry) -> tuple[dict[str, Any], pd.DataFrame]:
-        """Try every grid point on `TUNE_SEEDS` seeds; choose the best mean validation Recall@20."""
+        """Try every grid point on `TUNE_SEEDS` seeds; choose the best mean validation Recall@20.
+        With tuning off, the single point is the model's defaults."""
         rows = []
-        for point in grid_points(self.profile.name, entry.label):
+        for point in grid_points(self.profile.name, entry.label) if self.tune_grid else [{}]:
             recs = [self.run_one(entry, point, seed) for seed in self.profile.seeds[:TUNE_SEEDS]]
             rows.append({"model": entry.label, "config": format_point(point),
                          f"valid {TUNE_METRIC}": float(np.mean([r["valid"][TUNE_METRIC] for r in recs])),
@@ -184,9 +189,66 @@ class Benchmark:
 
 
 def run_benchmark(ds: Dataset, profile: Profile, labels: list[str] | tuple[str, ...] = tuple(ENTRIES),
-                  results_dir: Path = RESULTS_DIR) -> BenchmarkResult:
+                  results_dir: Path = RESULTS_DIR, tune: bool = True,
+                  extra: dict[str, dict[str, Any]] | None = None) -> BenchmarkResult:
     """Tune and run `labels` on `ds` under `profile` (see the module docstring)."""
-    return Benchmark(ds, profile, results_dir)(labels)
+    return Benchmark(ds, profile, results_dir, tune=tune, extra=extra)(labels)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A reduced, stated budget for a benchmark too expensive to run in full on a CPU."""
+
+    dataset: str
+    labels: tuple[str, ...]
+    seeds: tuple[int, ...]
+    train: dict[str, Any]
+    tune: bool
+    extra: dict[str, dict[str, Any]] = field(default_factory=dict)
+    item_features_only: bool = False
+
+    def profile(self, base: Profile) -> Profile:
+        return replace(base, seeds=self.seeds, train=replace(base.train, **self.train))
+
+    def prepare(self, ds: Dataset) -> Dataset:
+        """The dataset the budget runs on (user features dropped when `item_features_only`)."""
+        return dataclasses.replace(ds, user_features={}) if self.item_features_only else ds
+
+    def run(self, ds: Dataset, base: Profile, results_dir: Path = RESULTS_DIR) -> BenchmarkResult:
+        return run_benchmark(self.prepare(ds), self.profile(base), self.labels, results_dir, self.tune, self.extra)
+
+
+# Real Sports with its real title-text item features only (no image modality; no user LM
+# features, so RecGOAT runs without its user branch, as the released code does): RecGOAT against
+# LightGCN and FREEDOM (text only), default hyper-parameters (no tuning), 10 epochs at batch 4096.
+SPORTS_TEXT_CHECK = Budget(
+    dataset="sports", labels=("lightgcn", "freedom", "recgoat"), seeds=(2025, 2026, 2027),
+    train={"epochs": 10, "batch_size": 4096, "lr": 5e-3, "eval_every": 5, "patience": 2}, tune=False,
+    extra={"recgoat": {"user_branch": False}}, item_features_only=True,
+)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m recgoat_lib.benchmark`: run the SPORTS_TEXT_CHECK budget (or a given one)
+    through the results cache and print the table, so a notebook can load the records."""
+    import argparse
+    import torch
+    from .config import get_profile
+    from .data import load_dataset
+    p = argparse.ArgumentParser(prog="python -m recgoat_lib.benchmark", description=main.__doc__)
+    p.add_argument("--labels", default=",".join(SPORTS_TEXT_CHECK.labels))
+    p.add_argument("--seeds", default=",".join(map(str, SPORTS_TEXT_CHECK.seeds)))
+    p.add_argument("--threads", type=int, default=1)
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    budget = replace(SPORTS_TEXT_CHECK, labels=tuple(a.labels.split(",")), seeds=tuple(int(s) for s in a.seeds.split(",")))
+    res = budget.run(load_dataset(budget.dataset), get_profile("paper"))
+    print(results_table(res).to_markdown(index=False))
+    print(efficiency(res).to_markdown(index=False))
+
+
+if __name__ == "__main__":
+    main()
 
 
 def format_point(point: dict[str, Any]) -> str:
@@ -263,6 +325,13 @@ def results_table(result: BenchmarkResult, metrics: tuple[str, ...] = TABLE_METR
 
 def _modalities(label: str, result: BenchmarkResult) -> str:
     return ", ".join(result.modalities) if ENTRIES[label].uses_features else "ID only"
+
+
+def per_seed(result: BenchmarkResult, metrics: tuple[str, ...] = TABLE_METRICS) -> pd.DataFrame:
+    """Long frame for plots: one row per (entry, seed, metric) with the test value."""
+    rows = [{"model": label, "seed": r["seed"], "metric": m, "value": r["test"][m]}
+            for label, recs in result.records.items() for r in recs for m in metrics]
+    return pd.DataFrame(rows)
 
 
 def efficiency(result: BenchmarkResult) -> pd.DataFrame:
