@@ -29,10 +29,22 @@ def uniformity(x: Tensor, t: float = 2.0, max_rows: int = 4096, seed: int = 0) -
     return float(torch.log(torch.exp(-t * d2).mean()))
 
 
+@torch.no_grad()
+def pair_retrieval(a: Tensor, b: Tensor) -> float:
+    """Instance-level alignment: the share of rows of `a` whose most cosine-similar row of `b`
+    is their own pair (what InfoNCE trains for; chance is 1 / n)."""
+    if a.shape != b.shape:
+        raise ValueError(f"pair_retrieval: paired views must have equal shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    sim = F.normalize(a, dim=1) @ F.normalize(b, dim=1).T
+    return float((sim.argmax(1) == torch.arange(a.shape[0], device=a.device)).float().mean())
+
+
 def view_geometry(views: dict[str, Tensor]) -> pd.DataFrame:
-    """Uniformity of each view and alignment of each pair of views (rows: one per measurement)."""
+    """Uniformity of each view; alignment and pair retrieval of each pair of views (one row per measurement)."""
     names = list(views)
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
     rows = [{"measure": "uniformity", "views": n, "value": uniformity(views[n])} for n in names]
-    rows += [{"measure": "alignment", "views": f"{a}-{b}", "value": alignment(views[a], views[b])}
-             for i, a in enumerate(names) for b in names[i + 1:]]
+    rows += [{"measure": "alignment", "views": f"{a}-{b}", "value": alignment(views[a], views[b])} for a, b in pairs]
+    rows += [{"measure": "pair retrieval", "views": f"{a}-{b}", "value": pair_retrieval(views[a], views[b])}
+             for a, b in pairs]
     return pd.DataFrame(rows)

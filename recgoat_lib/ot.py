@@ -97,44 +97,52 @@ def plan_diagnostics(plan: Tensor) -> dict[str, Tensor]:
     }
 
 
+def _cost_peak_mb(method: str, n_items: int, dim: int, seed: int) -> float:
+    """Extra peak memory (MB) of one cost computation, measured in the current process."""
+    cost = naive_dimension_cost if method == "naive" else dimension_cost
+    cuda = torch.cuda.is_available()
+    g = torch.Generator(device="cuda" if cuda else "cpu").manual_seed(seed)
+    zm, zcf = (0.1 * torch.randn(n_items, dim, generator=g, device=g.device) for _ in range(2))
+    if cuda:
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        cost(zm, zcf)
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets the kernel's peak-RSS counter (VmHWM) to the current RSS
+    before = _resident_mb("VmRSS")
+    cost(zm, zcf)
+    return _resident_mb("VmHWM") - before
+
+
 def _resident_mb(field: str) -> float:
     with open("/proc/self/status") as f:
         line = next(line for line in f if line.startswith(field + ":"))
     return int(line.split()[1]) / 1024
 
 
-def _cost_peak_child(method: str, n_items: int, dim: int, seed: int) -> float:
-    """Runs in a fresh process: peak resident MB during the cost minus resident MB just before it."""
-    torch.manual_seed(seed)
-    zm, zcf = 0.1 * torch.randn(n_items, dim), 0.1 * torch.randn(n_items, dim)
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # resets the kernel's peak-RSS counter (VmHWM) to the current RSS
-    before = _resident_mb("VmRSS")
-    (naive_dimension_cost if method == "naive" else dimension_cost)(zm, zcf)
-    return _resident_mb("VmHWM") - before
+def _cost_peaks(points: list[tuple[str, int, int]], seed: int) -> list[float]:
+    return [_cost_peak_mb(method, n, d, seed) for method, n, d in points]
 
 
-def cost_peak_memory_mb(method: str, n_items: int, dim: int, seed: int = 0) -> float:
-    """Measured extra peak memory (MB) of one cost computation on random [n_items, dim] views.
+def cost_peak_memory_mb(points: list[tuple[str, int, int]], seed: int = 0) -> list[float]:
+    """Measured extra peak memory (MB) of the cost, for each (method, n_items, dim) in `points`,
+    on random [n_items, dim] views; method is "naive" (I x d x d tensor) or "identity".
 
-    On CUDA the allocator's peak counter is used; on CPU the cost runs in a fresh process
-    whose peak resident set (VmHWM, reset just before the call) minus the resident set
-    before the call is returned (Linux only; page-level resolution, so sizes below a few
-    MB are noise).
+    On CUDA the allocator's peak counter is used. On CPU the points run one after another in
+    one fresh process, each as its peak resident set (VmHWM, reset just before the call) minus
+    the resident set before it (Linux only; page-level resolution, so sizes below a few MB
+    are noise).
     """
-    if method not in COST_METHODS:
-        raise ValueError(f"unknown cost method {method!r}; choose from {COST_METHODS}")
+    for method, _, _ in points:
+        if method not in COST_METHODS:
+            raise ValueError(f"unknown cost method {method!r}; choose from {COST_METHODS}")
     if torch.cuda.is_available():
-        torch.manual_seed(seed)
-        zm, zcf = (0.1 * torch.randn(n_items, dim, device="cuda") for _ in range(2))
-        torch.cuda.synchronize()
-        base = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-        (naive_dimension_cost if method == "naive" else dimension_cost)(zm, zcf)
-        torch.cuda.synchronize()
-        return (torch.cuda.max_memory_allocated() - base) / 2**20
+        return _cost_peaks(points, seed)
     with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
-        return pool.submit(_cost_peak_child, method, n_items, dim, seed).result()
+        return pool.submit(_cost_peaks, points, seed).result()
 
 
 def extrapolate_peak_mb(n_items: np.ndarray, dim: np.ndarray, peak_mb: np.ndarray,

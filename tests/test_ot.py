@@ -78,12 +78,11 @@ def test_plan_carries_no_gradient_and_bad_method_fails():
 def test_naive_cost_needs_the_item_by_dim_by_dim_tensor():
     n, d = 2000, 64
     tensor_mb = n * d * d * 4 / 2**20  # 31 MB
-    naive = cost_peak_memory_mb("naive", n, d)
-    identity = cost_peak_memory_mb("identity", n, d)
+    naive, identity = cost_peak_memory_mb([("naive", n, d), ("identity", n, d)])
     assert naive >= 0.9 * tensor_mb
     assert identity < naive / 4
     with pytest.raises(ValueError, match="cost method"):
-        cost_peak_memory_mb("fancy", n, d)
+        cost_peak_memory_mb([("fancy", n, d)])
 
 
 def test_extrapolation_recovers_a_known_constant():

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 import torch
 
-from recgoat_lib.alignment import alignment, uniformity, view_geometry
+from recgoat_lib.alignment import alignment, pair_retrieval, uniformity, view_geometry
 from recgoat_lib.data import DataError, Dataset
 from recgoat_lib.models import build_model, make_config
-from recgoat_lib.models.recgoat import RecGOAT, RecGOATConfig
+from recgoat_lib.models.recgoat import RecGOAT, RecGOATConfig, compare_variants
 from recgoat_lib.ot import sinkhorn_log, sinkhorn_scaling
 from recgoat_lib.train import TrainConfig, seed_everything, train
 
@@ -119,6 +119,15 @@ def test_fusion_modes_differ_and_text_only_works(ds):
     assert "item_image" not in emb.extras and "plan_text" in emb.extras
 
 
+def test_views_are_the_eval_mode_forward(ds):
+    m = model(ds)
+    views = m.views()
+    assert list(views) == ["ID", "image", "text", "image aligned", "text aligned", "fused"] and m.training
+    m.eval()
+    torch.testing.assert_close(views["fused"], m().item)
+    assert list(model(ds, fusion="sum").views()) == ["ID", "image", "text", "fused"]
+
+
 def test_attention_is_a_softmax_over_incoming_edges(ds):
     m = model(ds)
     for branch in ("image", "text", "user"):
@@ -179,5 +188,18 @@ def test_alignment_and_uniformity():
     with pytest.raises(ValueError, match="equal shape"):
         alignment(x, x[:10])
     table = view_geometry({"a": x, "b": 2 * x, "c": -x})
-    assert table["measure"].tolist() == ["uniformity"] * 3 + ["alignment"] * 3
-    assert table.set_index("views").loc["a-c", "value"] == pytest.approx(4.0)
+    assert table["measure"].tolist() == ["uniformity"] * 3 + ["alignment"] * 3 + ["pair retrieval"] * 3
+    assert table.query("measure == 'alignment'").set_index("views").loc["a-c", "value"] == pytest.approx(4.0)
+    assert pair_retrieval(x, 2 * x) == 1.0 and pair_retrieval(x, -x) == 0.0
+    assert pair_retrieval(x, x[torch.randperm(200, generator=torch.Generator().manual_seed(1))]) < 0.05
+
+
+def test_compare_variants_trains_each_variant_and_seed(ds):
+    cfg = TrainConfig(epochs=1, batch_size=128, progress=False)
+    variants = {"lightgcn": ("lightgcn", {"dim": 16}), "recgoat text": ("recgoat", {"dim": 16, "knn_k": 4,
+                                                                                   "modalities": ("text",)})}
+    table, kept = compare_variants(ds, variants, cfg, seeds=(0, 1), keep_seed=1)
+    assert table[["variant", "seed"]].values.tolist() == [["lightgcn", 0], ["lightgcn", 1],
+                                                          ["recgoat text", 0], ["recgoat text", 1]]
+    assert table["recall@20"].between(0, 1).all() and set(kept) == set(variants)
+    assert isinstance(kept["recgoat text"], RecGOAT)

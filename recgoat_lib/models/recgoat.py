@@ -17,16 +17,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import GATConv
+from tqdm.auto import tqdm
 
 from ..data import DataError, Dataset
 from ..graphs import knn_graph, to_torch_sparse, user_item_adjacency, with_self_loops
 from ..ot import SINKHORN_METHODS, dimension_cost, plan_diagnostics, transport_plan
+from ..train import TrainConfig, seed_everything, train
+from . import build_model, make_config
 from .base import Embeddings, Recommender, bpr_loss, info_nce, l2_reg
 from .lightgcn import LightGCNPropagation
 
@@ -204,6 +209,22 @@ class RecGOAT(Recommender):
         return {"loss": bpr + reg + c.cl_weight * cl, "bpr": bpr, "reg": reg, "cl": cl,
                 "cl_ui": cl_ui, "cl_modality": cl_mod, **logged}
 
+    @torch.no_grad()
+    def views(self) -> dict[str, Tensor]:
+        """All item views of one eval-mode forward: "ID" (z_cf), each modality's GAT output,
+        "<m> aligned" (after OAT, with fusion="oat") and "fused" (the scored item vector)."""
+        was_training = self.training
+        self.eval()
+        try:
+            emb = self()
+        finally:
+            self.train(was_training)
+        ex = emb.extras
+        out = {"ID": ex["item_cf"], **{m: ex[f"item_{m}"] for m in self.config.modalities}}
+        out.update({f"{m} aligned": ex[f"item_{m}_aligned"] for m in self.config.modalities
+                    if f"item_{m}_aligned" in ex})
+        return {**out, "fused": emb.item}
+
     def attention(self, branch: str) -> tuple[Tensor, Tensor]:
         """Per-edge GAT attention of an item modality ("image", "text") or of the "user" branch."""
         if branch == "user":
@@ -220,3 +241,24 @@ class RecGOAT(Recommender):
             return module.attention()
         finally:
             self.train(was_training)
+
+
+def compare_variants(ds: Dataset, variants: dict[str, tuple[str, dict[str, Any]]], train_config: TrainConfig,
+                     seeds: tuple[int, ...], keep_seed: int | None = None) -> tuple[pd.DataFrame, dict[str, Recommender]]:
+    """Train each named variant (registered model name, config overrides) once per seed.
+
+    Returns one row per (variant, seed) with the validation-selected test metrics, and the
+    trained models of `keep_seed` (state after the last epoch) for the notebooks' analyses.
+    """
+    rows, kept = [], {}
+    jobs = [(name, seed) for name in variants for seed in seeds]
+    for name, seed in tqdm(jobs, desc="variants x seeds"):
+        model_name, overrides = variants[name]
+        seed_everything(seed)
+        model = build_model(model_name, ds, make_config(model_name, **overrides))
+        res = train(model, ds, train_config, seed)
+        rows.append({"variant": name, "seed": seed, **{m: res.test[m] for m in ("recall@20", "ndcg@20")},
+                     "best_epoch": res.best_epoch, "s_per_epoch": res.train_seconds_per_epoch})
+        if seed == keep_seed:
+            kept[name] = model
+    return pd.DataFrame(rows), kept
