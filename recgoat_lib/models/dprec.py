@@ -43,6 +43,8 @@ class DPRecConfig:
 
     `perspectives=("memory",)` / `("expansion",)` are the single-perspective ablations,
     `hypergraph=False` drops the hypergraphs, `alignment=False` the multi-level InfoNCE.
+    The InfoNCE terms use at most `align_batch` random users and items of each training batch
+    (in-batch negatives; the cost grows with the square of that number).
     """
 
     modalities: tuple[str, ...] = ("image", "text")
@@ -55,6 +57,7 @@ class DPRecConfig:
     hyperedges: int = 16
     alignment: bool = True
     align_weight: float = 0.05
+    align_batch: int = 512
     temperature: float = 0.2
     reg: float = 1e-4
 
@@ -65,6 +68,8 @@ class DPRecConfig:
             raise ValueError(f"perspectives must be a non-empty subset of {PERSPECTIVES}, got {self.perspectives}")
         if self.alignment and len(self.modalities) < 2:
             raise ValueError("cross-modal alignment needs at least two modalities; set alignment=False")
+        if self.align_batch < 2:
+            raise ValueError(f"align_batch must be at least 2, got {self.align_batch}")
         if self.hypergraph and self.hyperedges < 2:
             raise ValueError(f"hyperedges must be at least 2, got {self.hyperedges}")
 
@@ -152,6 +157,9 @@ class DPRec(Recommender):
                  for a, b in combinations(self.config.modalities, 2) for lvl, idx in levels]
         return torch.stack(terms).mean()
 
+    def _subsample(self, ids: Tensor) -> Tensor:
+        return ids[torch.randperm(len(ids), device=ids.device)[: self.config.align_batch]]
+
     def loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
         emb = self()
         bpr = bpr_loss(emb.user[users], emb.item[pos], emb.item[neg])
@@ -159,7 +167,7 @@ class DPRec(Recommender):
         reg = self.config.reg * l2_reg(ego[users], ego[self.n_users + pos], ego[self.n_users + neg])
         out = {"loss": bpr + reg, "bpr": bpr, "reg": reg}
         if self.config.alignment:
-            align = self.alignment_loss(emb, users.unique(), pos.unique())
+            align = self.alignment_loss(emb, self._subsample(users.unique()), self._subsample(pos.unique()))
             out["align"] = align
             out["loss"] = out["loss"] + self.config.align_weight * align
         return out
