@@ -60,6 +60,12 @@ def test_leave_one_out_needs_timestamps(tiny):
         SequenceData(tiny)
 
 
+def test_sequences_refuse_a_split_that_is_not_in_time_order(toy, small):
+    for ds in (toy, small):  # toy's stored split is MMRec's random 8:1:1
+        with pytest.raises(DataError, match="not in time order"):
+            SequenceData(ds)
+
+
 def test_split_is_leakage_free_on_toy(toy):
     loo = leave_one_out(toy)
     df = loo.interactions
