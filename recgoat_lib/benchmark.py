@@ -123,10 +123,9 @@ class Benchmark:
         self._done: dict[str, dict[str, Any]] = {}
 
     def overrides(self, entry: Entry, point: dict[str, Any]) -> dict[str, Any]:
-        out = {"dim": self.profile.dim, **entry.fixed, **self.extra.get(entry.label, {}), **point}
-        if entry.uses_features:
-            out["modalities"] = self.modalities
-        return out
+        """The model config overrides of one run: the dataset's modalities unless the entry fixes its own."""
+        own = {"modalities": self.modalities} if entry.uses_features else {}
+        return {"dim": self.profile.dim, **own, **entry.fixed, **self.extra.get(entry.label, {}), **point}
 
     def run_one(self, entry: Entry, point: dict[str, Any], seed: int) -> dict[str, Any]:
         s = spec(self.ds.name, entry.model, replace(self.profile.train, **entry.train), seed,

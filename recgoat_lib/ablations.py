@@ -1,0 +1,237 @@
+"""Ablations and sensitivity of RecGOAT: which parts matter, and how fragile is the model?
+
+Every ablation is a config of the one RecGOAT model (overrides of `RecGOATConfig` and of
+`TrainConfig`), never a copy of it, run through the benchmark's protocol (`Benchmark.run_one`:
+same profile, seeds and results cache). Two groups:
+
+- components: remove one part of the model (OAT, CMCL, modality GAT, user LM branch, LM
+  features, one modality) and measure what the full model loses;
+- released-code behaviours: each departure of the released code, alone, against the
+  paper-intent default, so a reader sees what each one costs.
+
+Sensitivity sweeps vary one hyper-parameter at a time around the default, select the value on
+validation Recall@20, and report test metrics only at the selected value.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from tqdm.auto import tqdm
+
+from .benchmark import TUNE_METRIC, Benchmark, Entry, format_point
+from .data import Dataset
+from .models import make_config
+from .results import RESULTS_DIR
+from .stats import compare_runs
+
+MODEL = "recgoat"
+REFERENCE = "full"
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """One named variant: RecGOAT config overrides, training overrides, and what it removes.
+
+    `released` marks the variants that reproduce a behaviour of the released code.
+    """
+
+    name: str
+    what: str
+    model: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    released: bool = False
+
+    @property
+    def change(self) -> str:
+        return format_point({**self.model, **self.train}).replace("defaults", "none (paper intent)")
+
+    def entry(self, base: dict[str, Any] | None = None) -> Entry:
+        """The benchmark entry that runs this variant on top of `base` (e.g. the tuned config)."""
+        return Entry(self.name, MODEL, fixed={**(base or {}), **self.model}, train=dict(self.train))
+
+
+ABLATIONS: dict[str, Ablation] = {a.name: a for a in (
+    Ablation(REFERENCE, "the full model, paper intent"),
+    Ablation("w/o OAT (concat)", "fuse by Linear over concatenated views, no transport", {"fusion": "concat"}),
+    Ablation("w/o OAT (sum)", "the same weighted sum of unaligned views, no transport", {"fusion": "sum"}),
+    Ablation("w/o CMCL", "no contrastive alignment loss", {"cl_weight": 0.0}),
+    Ablation("w/o OAT and CMCL", "neither alignment: weighted sum, no contrastive loss",
+             {"fusion": "sum", "cl_weight": 0.0}),
+    Ablation("w/o modality GAT", "LM views are projected only, no graph attention", {"gat_layers": 0}),
+    Ablation("w/o user LM branch", "no user-user LM branch (also the released code)", {"user_branch": False},
+             released=True),
+    Ablation("ID only", "no LM features at all: LightGCN ID branch with CMCL user-item term",
+             {"modalities": (), "user_branch": False}),
+    Ablation("image only", "image item view only; no text, so no user LM branch either",
+             {"modalities": ("image",), "user_branch": False}),
+    Ablation("text only", "text item view and the text-based user branch", {"modalities": ("text",)}),
+    Ablation("released CMCL sign", "minimise 1 - InfoNCE for the modality pairs", {"cl_sign": "released"},
+             released=True),
+    Ablation("released Sinkhorn", "fp32 scaling Sinkhorn whose plan underflows", {"sinkhorn": "released"},
+             released=True),
+    Ablation("negatives not excluded", "uniform negatives may be the user's own positives",
+             train={"exclude_train_negatives": False}, released=True),
+)}
+
+# One-at-a-time sweeps around the default (`dim` around the profile's dim; the default value is
+# always added). Quick: one other value per parameter, to fit CI's CPU budget.
+SWEEPS: dict[str, dict[str, tuple]] = {
+    "quick": {
+        "knn_k": (5,), "cl_weight": (0.2,), "cl_temperature": (0.05,), "dim": (32,), "ot_eps": (0.1,),
+        "ot_scale": (10.0,), "gat_layers": (2,),
+    },
+    "paper": {
+        "knn_k": (5, 10, 20, 30, 50), "cl_weight": (0.0, 0.005, 0.032, 0.05, 0.2),
+        "cl_temperature": (0.05, 0.1, 0.2, 0.5, 1.0), "dim": (32, 64, 128, 256),
+        "ot_eps": (0.001, 0.005, 0.01, 0.05, 0.1), "ot_scale": (1.0, 10.0, 100.0, 1000.0),
+        "gat_layers": (0, 1, 2, 3),
+    },
+}
+SWEEP_SEEDS = {"quick": 1, "paper": 3}
+# Training budget on top of the profile's TrainConfig. Under `quick` about 46 RecGOAT runs must fit
+# CI's few CPU minutes, so each trains 3 epochs at a 10x larger learning rate: its numbers show that
+# the pipeline works, not which component matters. `paper` trains with the profile's full budget.
+TRAIN_OVERRIDES: dict[str, dict[str, Any]] = {"quick": {"epochs": 3, "eval_every": 1, "lr": 1e-2}, "paper": {}}
+LOG_SCALE = ("cl_weight", "cl_temperature", "ot_eps", "ot_scale", "dim")
+
+
+def ablation_plan() -> pd.DataFrame:
+    """The variants as a table: name, config change, what it removes, released-code behaviour or not."""
+    return pd.DataFrame([{"variant": a.name, "change": a.change, "what": a.what, "released": a.released}
+                         for a in ABLATIONS.values()])
+
+
+def missing_features(ds: Dataset, entry: Entry, modalities: tuple[str, ...]) -> str | None:
+    """Why a variant cannot run on `ds` (absent item or user features), or None when it can."""
+    cfg = make_config(MODEL, **{"modalities": modalities, **entry.fixed})
+    absent = [m for m in cfg.modalities if m not in ds.item_features]
+    if cfg.user_branch and "text" not in ds.user_features:
+        absent.append("user text")
+    return f"needs features: {', '.join(absent)} — absent" if absent else None
+
+
+@dataclass
+class AblationResult:
+    """Run records per variant (profile seeds each) and the variants skipped for lack of features."""
+
+    records: dict[str, list[dict[str, Any]]]
+    missing: dict[str, str]
+
+
+def run_ablations(bench: Benchmark, names: list[str] | tuple[str, ...] = tuple(ABLATIONS),
+                  base: dict[str, Any] | None = None) -> AblationResult:
+    """Run each named variant (on top of `base`) with every seed of the bench's profile."""
+    unknown = [n for n in names if n not in ABLATIONS]
+    if unknown:
+        raise KeyError(f"unknown ablations {unknown}; known: {list(ABLATIONS)}")
+    if REFERENCE not in names:
+        raise ValueError(f"the ablations must include the reference {REFERENCE!r}")
+    records, missing = {}, {}
+    for name in tqdm(names, desc="ablations"):
+        entry = ABLATIONS[name].entry(base)
+        reason = missing_features(bench.ds, entry, bench.modalities)
+        if reason is not None:
+            missing[name] = reason
+            continue
+        records[name] = [bench.run_one(entry, {}, seed) for seed in bench.profile.seeds]
+    if REFERENCE in missing:
+        raise ValueError(f"the full model cannot run on {bench.ds.name}: {missing[REFERENCE]}")
+    return AblationResult(records, missing)
+
+
+def ablation_table(result: AblationResult, metrics: tuple[str, ...] = ("recall@20", "ndcg@20"),
+                   test_metric: str = TUNE_METRIC, results_dir=RESULTS_DIR) -> pd.DataFrame:
+    """One row per variant: mean and std over seeds of each test metric, the difference of the
+    means to the full model, and a paired test (per-user, seed-averaged `test_metric`) against it."""
+    ref = result.records[REFERENCE]
+    ref_means = {m: np.mean([r["test"][m] for r in ref]) for m in metrics}
+    rows = []
+    for name, ab in ABLATIONS.items():
+        row = {"variant": name, "change": ab.change, "released": ab.released}
+        if name in result.missing:
+            rows.append({**row, "seeds": 0, "note": result.missing[name]})
+            continue
+        if name not in result.records:
+            continue
+        recs = result.records[name]
+        row["seeds"] = len(recs)
+        for m in metrics:
+            v = np.array([r["test"][m] for r in recs])
+            row[f"{m} mean"] = v.mean()
+            row[f"{m} std"] = v.std(ddof=1) if len(v) > 1 else 0.0
+            row[f"{m} diff"] = v.mean() - ref_means[m]
+        if name != REFERENCE:
+            t = compare_runs(recs, ref, test_metric, results_dir)
+            row.update({"users": t.n, f"p t-test ({test_metric})": t.t_p, f"p Wilcoxon ({test_metric})": t.wilcoxon_p})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def sweep_default(bench: Benchmark, param: str, base: dict[str, Any] | None = None) -> Any:
+    """The value of `param` in the model the sweeps vary around."""
+    return getattr(make_config(MODEL, **bench.overrides(ABLATIONS[REFERENCE].entry(base), {})), param)
+
+
+def run_sweeps(bench: Benchmark, grid: dict[str, tuple], n_seeds: int,
+               base: dict[str, Any] | None = None) -> pd.DataFrame:
+    """One row per (parameter, value, seed): validation and test Recall/NDCG@20.
+
+    The default value is always included; runs equal to an earlier one (e.g. the full model's)
+    are served by the bench, not retrained.
+    """
+    if not 1 <= n_seeds <= len(bench.profile.seeds):
+        raise ValueError(f"n_seeds must be in 1..{len(bench.profile.seeds)}, got {n_seeds}")
+    entry = ABLATIONS[REFERENCE].entry(base)
+    points = []
+    for param, values in grid.items():
+        default = sweep_default(bench, param, base)
+        points += [(param, v, v == default) for v in sorted(set(values) | {default})]
+    rows = []
+    for param, value, is_default in tqdm(points, desc="sweeps"):
+        for seed in bench.profile.seeds[:n_seeds]:
+            r = bench.run_one(entry, {param: value}, seed)
+            rows.append({"parameter": param, "value": value, "default": is_default, "seed": seed,
+                         **{f"valid {m}": r["valid"][m] for m in ("recall@20", "ndcg@20")},
+                         **{f"test {m}": r["test"][m] for m in ("recall@20", "ndcg@20")}})
+    return pd.DataFrame(rows)
+
+
+def sweep_choice(frame: pd.DataFrame, metric: str = TUNE_METRIC) -> pd.DataFrame:
+    """Per parameter: the default, the value with the best mean validation `metric`, and the test
+    metrics (mean and std over seeds) at that chosen value only."""
+    rows = []
+    for param, g in frame.groupby("parameter", sort=False):
+        means = g.groupby("value")[f"valid {metric}"].mean()
+        chosen = means.idxmax()
+        at = g[g["value"] == chosen]
+        rows.append({"parameter": param, "default": g.loc[g["default"], "value"].iloc[0], "chosen": chosen,
+                     f"valid {metric} at default": means[g.loc[g["default"], "value"].iloc[0]],
+                     f"valid {metric} at chosen": means[chosen],
+                     **{f"test {m} {s}": getattr(at[f"test {m}"], s)() for m in ("recall@20", "ndcg@20")
+                        for s in ("mean", "std")}, "seeds": len(at)})
+    return pd.DataFrame(rows)
+
+
+def plot_sweeps(frame: pd.DataFrame, metric: str = TUNE_METRIC) -> plt.Figure:
+    """Validation `metric` against each parameter's value: mean over seeds with a +-1 std band,
+    the default marked by a dashed line."""
+    params = list(dict.fromkeys(frame["parameter"]))
+    cols = min(4, len(params))
+    fig, axes = plt.subplots(-(-len(params) // cols), cols, figsize=(3.6 * cols, 3.0 * -(-len(params) // cols)),
+                             squeeze=False)
+    for ax, param in zip(axes.flat, params):
+        g = frame[frame["parameter"] == param].astype({"value": float})
+        sns.lineplot(data=g, x="value", y=f"valid {metric}", errorbar="sd", marker="o", ax=ax)
+        ax.axvline(float(g.loc[g["default"], "value"].iloc[0]), color="grey", ls="--", lw=1)
+        if param in LOG_SCALE:
+            ax.set_xscale("log")
+        ax.set(title=param, xlabel=param, ylabel=f"valid {metric}")
+    for ax in axes.flat[len(params):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig
