@@ -1,0 +1,195 @@
+"""The measurements, one per subprocess: `python -m benchmarks.tasks '<json task>'` prints one JSON row.
+
+Running each measurement in a fresh process makes its peak RSS its own (not the maximum of
+everything measured before it). A task is a dict with "task" in {"model", "oat", "lm"}:
+
+- model: build a registered model on a dataset, time a fixed number of training steps
+  (`train.train_step`, exactly what `train.train` runs per batch) and extrapolate to an
+  epoch; optionally measure the floors beside it, in the same process: the bare forward +
+  backward LightGCN propagation on the model's own graph, and one full-ranking evaluation
+  against the dense score matmul + top-k alone.
+- oat: time and peak memory of the OT cost, identity vs the naive I x d x d formula, and of
+  the Sinkhorn plan.
+- lm: throughput of the sentence-transformers text encoder.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import sys
+import time
+
+import numpy as np
+import torch
+
+from recgoat_lib.data import Dataset, load_dataset
+from recgoat_lib.evaluate import evaluate
+from recgoat_lib.models import build_model
+from recgoat_lib.models.lightgcn import LightGCNPropagation
+from recgoat_lib.train import NegativeSampler, TrainConfig, resolve_device, seed_everything, train_step
+
+from .measure import machine, peak_rss_mb, scaled_dataset, seconds_per_call, sync, timing_features
+
+EVAL_BATCH = 4096  # evaluate()'s default user batch; the floor scores the same batches
+EVAL_CALLS = 2  # timed evaluations (and floor passes) per model, after one warm-up
+OAT_CALLS = 3  # timed calls per OT cost / Sinkhorn point
+
+
+def make_dataset(data: dict) -> Dataset:
+    """The dataset a task names: {"name", "factor" (None = the real one), "item_dims", "user_dims"}."""
+    ds = load_dataset(data["name"])
+    if data.get("factor"):
+        ds = scaled_dataset(ds, data["factor"])
+    return timing_features(ds, data.get("item_dims", {}), data.get("user_dims", {}))
+
+
+def model_task(model: str, data: dict, dim: int, batches: int, floors: bool, profile: bool = False,
+               overrides: dict | None = None, seed: int = 2025, batch_size: int = TrainConfig().batch_size,
+               lr: float = TrainConfig().lr) -> dict:
+    """Seconds per training batch and per epoch, setup seconds and peak RSS of one model (+ floors,
+    + with `profile` the operators that take the most time in one training batch). `overrides`
+    are further model config values (e.g. a released-code switch)."""
+    device = resolve_device("auto")
+    rss_imports = peak_rss_mb()
+    ds = make_dataset(data)
+    seed_everything(seed)
+    t0 = time.perf_counter()
+    net = build_model(model, ds, {"dim": dim, **(overrides or {})}).to(device)
+    setup_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    u, p, n = (torch.from_numpy(a).to(device) for a in NegativeSampler(ds).epoch(np.random.default_rng(seed)))
+    sample_s = time.perf_counter() - t0
+    n_batches = math.ceil(len(u) / batch_size)
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    batch_index = itertools.count()
+    net.train()
+
+    def one_batch() -> None:
+        start = next(batch_index) % n_batches * batch_size
+        train_step(net, optimizer, u[start:start + batch_size], p[start:start + batch_size],
+                   n[start:start + batch_size])
+
+    batch_s = seconds_per_call(one_batch, batches, device)
+    row = {"model": model, "overrides": json.dumps(overrides or {}), "dataset": ds.name, "users": ds.n_users, "items": ds.n_items,
+           "train_interactions": len(u), "dim": dim, "batch_size": batch_size, "batches_per_epoch": n_batches,
+           "timed_batches": batches, "setup_s": setup_s, "sample_s": sample_s, "batch_s": batch_s,
+           "epoch_s": sample_s + n_batches * batch_s,
+           "parameters": sum(x.numel() for x in net.parameters())}
+    if profile:
+        row["profile"] = _top_operators(one_batch)
+    if floors:
+        row.update(_floors(net, ds, batches, device))
+    row["rss_after_imports_mb"] = rss_imports
+    row["peak_rss_mb"] = peak_rss_mb()
+    if device.type == "cuda":
+        row["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return row
+
+
+def _floors(net, ds: Dataset, batches: int, device: torch.device) -> dict:
+    """Propagation floor (models with a LightGCN propagation) and the evaluation floor."""
+    out = {}
+    prop = getattr(net, "propagate", None)
+    if isinstance(prop, LightGCNPropagation):
+        x = torch.randn(prop.adj.shape[0], net.config.dim, device=device, requires_grad=True)
+        grad = torch.randn_like(x)
+        out["propagation_s"] = seconds_per_call(lambda: prop(x).backward(grad), batches, device)
+        out["spmm_floor_s"] = seconds_per_call(lambda: _bare_spmm(prop.adj, x.detach(), 2 * prop.layers),
+                                               batches, device)
+
+    out["eval_s"] = seconds_per_call(lambda: evaluate(net, ds, "valid"), EVAL_CALLS, device)
+    truth = ds.csr("valid")
+    users = torch.from_numpy(np.flatnonzero(np.diff(truth.indptr) > 0)).to(device)
+    net.eval()
+    with torch.no_grad():
+        emb = net()
+
+        def matmul_topk() -> None:
+            for start in range(0, len(users), EVAL_BATCH):
+                torch.topk(emb.user[users[start:start + EVAL_BATCH]] @ emb.item.T, 20, dim=1)
+
+        out["eval_floor_s"] = seconds_per_call(matmul_topk, EVAL_CALLS, device)
+    out["eval_users"] = len(users)
+    return out
+
+
+def _top_operators(fn, top: int = 12) -> list[dict]:
+    """torch.profiler over one call of `fn`: the operators with the most self time (seconds, share)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    with profile(activities=activities) as prof:
+        fn()
+    events = [e for e in prof.key_averages() if e.self_device_time_total or e.self_cpu_time_total]
+    key = "self_device_time_total" if torch.cuda.is_available() else "self_cpu_time_total"
+    total = sum(getattr(e, key) for e in events)
+    events.sort(key=lambda e: getattr(e, key), reverse=True)
+    return [{"operator": e.key, "calls": e.count, "self_s": getattr(e, key) / 1e6,
+             "share": getattr(e, key) / total} for e in events[:top]]
+
+
+@torch.no_grad()
+def _bare_spmm(adj: torch.Tensor, x: torch.Tensor, times: int) -> None:
+    """`times` sparse-dense products with the graph: forward and backward of L layers on a symmetric
+    adjacency are 2L of them (the gradient of A X is A^T G = A G), with no autograd bookkeeping."""
+    for _ in range(times):
+        torch.sparse.mm(adj, x)
+
+
+def oat_task(points: list[dict], seed: int = 0) -> list[dict]:
+    """For each {"method", "dim", "items"}: seconds and extra peak MB of one cost (or Sinkhorn plan) computation."""
+    from recgoat_lib.ot import cost_peak_memory_mb, dimension_cost, naive_dimension_cost, transport_plan
+
+    device = resolve_device("auto")
+    costs = [pt for pt in points if pt["method"] != "sinkhorn"]
+    peaks = dict(zip(map(id, costs), cost_peak_memory_mb([(pt["method"], pt["items"], pt["dim"]) for pt in costs],
+                                                         seed)))
+    torch.manual_seed(seed)
+    rows = []
+    for pt in points:
+        zm, zcf = (0.1 * torch.randn(pt["items"], pt["dim"], device=device) for _ in range(2))
+        if pt["method"] == "sinkhorn":
+            cost = dimension_cost(zm, zcf).expand(pt["modalities"], pt["dim"], pt["dim"]).contiguous()
+            fn = lambda: transport_plan(cost)  # noqa: E731
+        else:
+            cost_fn = naive_dimension_cost if pt["method"] == "naive" else dimension_cost
+            fn = lambda: cost_fn(zm, zcf)  # noqa: E731
+        rows.append({**pt, "seconds": seconds_per_call(fn, OAT_CALLS, device), "peak_extra_mb": peaks.get(id(pt))})
+    return rows
+
+
+def lm_task(n_texts: int, batch_size: int = 128) -> dict:
+    """Texts per second of the default text encoder on real English item texts (the toy shop's)."""
+    from recgoat_lib.lm import TextEncoder
+
+    texts = load_dataset("toy").item_text
+    texts = [texts[i % len(texts)] for i in range(n_texts)]
+    encoder = TextEncoder(batch_size=batch_size, device=str(resolve_device("auto")), progress=False)
+    t0 = time.perf_counter()
+    encoder.encode(texts[:1])
+    load_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    dim = encoder.encode(texts).shape[1]
+    seconds = time.perf_counter() - t0
+    return {"texts": n_texts, "batch_size": batch_size, "dim": dim, "load_s": load_s, "seconds": seconds,
+            "texts_per_s": n_texts / seconds, "mean_chars": float(np.mean([len(t) for t in texts])),
+            "peak_rss_mb": peak_rss_mb()}
+
+
+TASKS = {"model": model_task, "oat": oat_task, "lm": lm_task}
+
+
+def main(argv: list[str]) -> None:
+    task = json.loads(argv[0])
+    kind = task.pop("task")
+    if kind not in TASKS:
+        raise SystemExit(f"unknown task {kind!r}; choose from {sorted(TASKS)}")
+    result = TASKS[kind](**task)
+    sync(resolve_device("auto"))
+    print(json.dumps({"result": result, "machine": machine()}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,118 @@
+"""Helpers of the speed/memory benchmark (benchmarks/): exponent fits, synthetic scaled graphs,
+timing-only features, memory readings and the target table. No timing assertions."""
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recgoat_lib.data import REPO_ROOT, load_dataset
+
+sys.path.insert(0, str(REPO_ROOT))  # benchmarks/ is a top-level package run from the repo root, not installed
+from benchmarks.measure import (extrapolate_power, growth_exponent, peak_rss_mb, scaled_dataset,  # noqa: E402
+                                timing_features)
+from benchmarks.run import SCALES, TARGETS, check_targets, oat_points  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return load_dataset("toy")
+
+
+def test_growth_exponent_recovers_power_law():
+    x = np.array([1.0, 4.0, 16.0, 64.0])
+    assert growth_exponent(x, 3.0 * x**1.5) == pytest.approx(1.5)
+    assert growth_exponent(x, np.full(4, 7.0)) == pytest.approx(0.0, abs=1e-12)
+    noisy = 2.0 * x * np.array([1.05, 0.95, 1.02, 0.98])
+    assert growth_exponent(x, noisy) == pytest.approx(1.0, abs=0.05)
+
+
+def test_growth_exponent_rejects_bad_input():
+    with pytest.raises(ValueError, match="distinct"):
+        growth_exponent([2.0, 2.0], [1.0, 3.0])
+    with pytest.raises(ValueError, match="positive"):
+        growth_exponent([1.0, 2.0], [0.0, 1.0])
+    with pytest.raises(ValueError, match="equal length"):
+        growth_exponent([1.0, 2.0, 3.0], [1.0, 2.0])
+
+
+def test_extrapolate_power_matches_the_law():
+    x = np.array([32.0, 64.0, 128.0])
+    assert extrapolate_power(x, 0.5 * x, 7050) == pytest.approx(0.5 * 7050)
+    assert extrapolate_power(x, x**2, 1000) == pytest.approx(1e6)
+
+
+def test_scaled_dataset_keeps_degree_distributions(toy):
+    big = scaled_dataset(toy, 4, seed=1)
+    assert (big.n_users, big.n_items) == (4 * toy.n_users, 4 * toy.n_items)
+    assert "synthetic" in big.source and "x4" in big.name
+    # duplicates are dropped, so slightly fewer than 4x the interactions
+    assert 0.97 * 4 * len(toy.interactions) <= len(big.interactions) <= 4 * len(toy.interactions)
+    real_u = np.bincount(toy.interactions["user"], minlength=toy.n_users)
+    real_i = np.bincount(toy.interactions["item"], minlength=toy.n_items)
+    big_u = np.bincount(big.interactions["user"], minlength=big.n_users)
+    big_i = np.bincount(big.interactions["item"], minlength=big.n_items)
+    qs = [0.1, 0.25, 0.5, 0.75, 0.9, 0.99]
+    np.testing.assert_allclose(np.quantile(big_u, qs), np.quantile(real_u, qs), rtol=0.15, atol=1)
+    np.testing.assert_allclose(np.quantile(big_i, qs), np.quantile(real_i, qs), rtol=0.15, atol=1)
+    # split proportions carried over, and the result is a valid Dataset (every eval user has training rows)
+    share = big.interactions["split"].value_counts(normalize=True).sort_index()
+    real = toy.interactions["split"].value_counts(normalize=True).sort_index()
+    np.testing.assert_allclose(share.to_numpy(), real.to_numpy(), atol=0.01)
+
+
+def test_scaled_dataset_is_seeded_and_rewires(toy):
+    a, b = scaled_dataset(toy, 2, seed=3), scaled_dataset(toy, 2, seed=3)
+    pd.testing.assert_frame_equal(a.interactions, b.interactions)
+    one = scaled_dataset(toy, 1, seed=3)
+    same = one.interactions.merge(toy.interactions, on=["user", "item"])
+    assert len(same) < 0.2 * len(toy.interactions)  # a rewired graph, not a copy
+    with pytest.raises(ValueError, match="factor"):
+        scaled_dataset(toy, 0)
+
+
+def test_timing_features_fill_only_what_is_missing(toy):
+    ds = timing_features(toy, {"image": 4096, "text": 24}, {"text": 12}, seed=0)
+    assert ds.item_features["image"] is toy.item_features["image"]  # the toy's own image feature is kept
+    assert ds.item_features["text"].shape == (toy.n_items, 24)
+    assert ds.user_features["text"].shape == (toy.n_users, 12)
+    assert ds.name.endswith("+random-features")
+    assert timing_features(toy, {"image": 8}, {}) is toy
+
+
+def test_peak_rss_is_positive_and_sees_an_allocation():
+    before = peak_rss_mb()
+    assert before > 0
+    block = np.ones(64 * 2**20 // 8)  # 64 MB, touched
+    assert peak_rss_mb() >= before + 32
+    del block
+
+
+def test_oat_points_never_allocate_the_naive_cost_over_budget():
+    scale = SCALES["baby"]
+    points = oat_points(scale, n_items=7050)
+    for p in points:
+        if p["method"] == "naive":
+            assert p["items"] * p["dim"] ** 2 * 4 / 2**20 <= scale.naive_budget_mb
+    naive_800 = [p["items"] for p in points if p["method"] == "naive" and p["dim"] == 800]
+    assert 7050 not in naive_800 and len(naive_800) >= 2  # measured small, extrapolated to 7050
+    assert {"method": "identity", "dim": 800, "items": 7050} in points
+
+
+def test_check_targets_reads_the_right_rows():
+    models = pd.DataFrame([{"model": "lightgcn", "dim": 64, "batch_over_spmm_floor": 1.5, "eval_ratio": 2.0,
+                            "epoch_s": 1.0, "peak_rss_mb": 500.0}])
+    dims = pd.DataFrame([{"model": "lightgcn", "dim": 64, "epoch_s": 1.0, "peak_rss_mb": 500.0},
+                         {"model": "recgoat", "dim": 64, "epoch_s": 2.5, "peak_rss_mb": 900.0},
+                         {"model": "recgoat", "dim": 800, "epoch_s": 30.0, "peak_rss_mb": 5120.0}])
+    growth = pd.DataFrame([{"model": "lightgcn", "grows_with": "interactions (synthetic)", "exponent_batch_s": 1.05},
+                           {"model": "recgoat", "grows_with": "dim", "exponent_batch_s": 1.8}])
+    t = check_targets({"models": models, "dims": dims, "growth": growth})
+    assert len(t) == len(TARGETS)
+    got = dict(zip(t["target"], zip(t["measured"], t["met"])))
+    assert got["LightGCN training batch / bare propagation floor"] == (1.5, True)
+    assert got["full-ranking evaluation (LightGCN) / matmul + top-k floor"] == (2.0, False)
+    assert got["RecGOAT epoch / LightGCN epoch, d = 64"] == (2.5, True)
+    assert got["RecGOAT d = 800 peak RSS (GB)"] == (5.0, False)
+    # the d-growth row is not an interaction-growth row
+    assert got["largest growth exponent, batch time vs interactions"] == (1.05, True)
