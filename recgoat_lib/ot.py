@@ -13,6 +13,7 @@ which underflows to zero when C / eps exceeds ~100, so the plan collapses to 0.
 """
 from __future__ import annotations
 
+import ctypes
 import math
 import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
@@ -110,6 +111,7 @@ def _cost_peak_mb(method: str, n_items: int, dim: int, seed: int) -> float:
         cost(zm, zcf)
         torch.cuda.synchronize()
         return (torch.cuda.max_memory_allocated() - base) / 2**20
+    ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed heap pages back, so reused pages cannot hide a peak
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # resets the kernel's peak-RSS counter (VmHWM) to the current RSS
     before = _resident_mb("VmRSS")
@@ -133,8 +135,8 @@ def cost_peak_memory_mb(points: list[tuple[str, int, int]], seed: int = 0) -> li
 
     On CUDA the allocator's peak counter is used. On CPU the points run one after another in
     one fresh process, each as its peak resident set (VmHWM, reset just before the call) minus
-    the resident set before it (Linux only; page-level resolution, so sizes below a few MB
-    are noise).
+    the resident set before it, with freed heap memory returned to the system first (Linux with
+    glibc only; page-level resolution, so sizes below a few MB are noise).
     """
     for method, _, _ in points:
         if method not in COST_METHODS:

@@ -78,9 +78,10 @@ def test_plan_carries_no_gradient_and_bad_method_fails():
 def test_naive_cost_needs_the_item_by_dim_by_dim_tensor():
     n, d = 2000, 64
     tensor_mb = n * d * d * 4 / 2**20  # 31 MB
-    naive, identity = cost_peak_memory_mb([("naive", n, d), ("identity", n, d)])
+    naive, identity, identity_wide = cost_peak_memory_mb([("naive", n, d), ("identity", n, d), ("identity", n, 2048)])
     assert naive >= 0.9 * tensor_mb
     assert identity < naive / 4
+    assert identity_wide >= 0.9 * n * 2048 * 4 / 2**20  # the identity's I x d temporaries are seen, not hidden
     with pytest.raises(ValueError, match="cost method"):
         cost_peak_memory_mb([("fancy", n, d)])
 
