@@ -246,9 +246,6 @@ def main(argv: list[str] | None = None) -> None:
     print(efficiency(res).to_markdown(index=False))
 
 
-if __name__ == "__main__":
-    main()
-
 
 def format_point(point: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in point.items()) or "defaults"
@@ -340,3 +337,7 @@ def efficiency(result: BenchmarkResult) -> pd.DataFrame:
              "best epoch": r["best_epoch"], "parameters": r["n_parameters"]}
             for label, recs in result.records.items() for r in recs]
     return pd.DataFrame(rows)
+
+
+if __name__ == "__main__":
+    main()
