@@ -287,7 +287,7 @@ def jensen_check(user: Tensor, views: dict[str, Tensor], weights: dict[str, floa
     rhs = sum(w[k] * single[k] for k in views)
     if lhs > rhs + tol * max(1.0, abs(rhs)):
         raise TheoryViolation(f"Jensen violated: BPR of the convex fusion {lhs:.6g} > combination of losses {rhs:.6g}")
-    return {"fused_bpr": lhs, "jensen_bound": rhs, "best_single_bpr": min(single.values()), "slack": rhs - lhs}
+    return {"fused_bpr": lhs, "bound": rhs, "best_single_bpr": min(single.values()), "slack": rhs - lhs}
 
 
 # --- Linear probes ---------------------------------------------------------------------
@@ -412,7 +412,7 @@ class TheoryRecorder:
             row.update({f"{r['view']}_{k}": r[k] for k in errors.columns if k != "view"})
         convex = bool(weights) and min(weights.values()) >= 0
         jensen = (jensen_check(user, {k: views[k] for k in weights}, weights, self.triples)
-                  if convex else {"fused_bpr": np.nan, "jensen_bound": np.nan, "best_single_bpr": np.nan, "slack": np.nan})
+                  if convex else {"fused_bpr": np.nan, "bound": np.nan, "best_single_bpr": np.nan, "slack": np.nan})
         row.update({f"jensen_{k}": v for k, v in jensen.items()})
         self.rows.append(row)
 
