@@ -5,7 +5,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import LGConv
 
 from ..data import Dataset
 from ..graphs import to_torch_sparse, user_item_adjacency
@@ -19,22 +18,50 @@ class LightGCNConfig:
     reg: float = 1e-4
 
 
+class SymmetricSpMM(torch.autograd.Function):
+    """A @ X for a symmetric sparse A, with the gradient A^T G computed as A G.
+
+    The product is what PyG's LGConv(normalize=False) computes on a sparse adjacency; its
+    autograd backward transposes A (sorting every non-zero) on each call, which made a
+    LightGCN training step 2.7x the bare sparse products on Baby (benchmarks/run.py). For the
+    symmetric graphs propagated here the transpose is A itself.
+    """
+
+    @staticmethod
+    def forward(ctx, adj: Tensor, x: Tensor) -> Tensor:
+        ctx.adj = adj
+        return torch.sparse.mm(adj, x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[None, Tensor]:
+        return None, torch.sparse.mm(ctx.adj, grad)
+
+
+def is_symmetric(adj: Tensor) -> bool:
+    """Whether a sparse matrix equals its transpose (same pattern and values)."""
+    a = adj.to_sparse_coo().coalesce()
+    t = a.t().coalesce()
+    return torch.equal(a.indices(), t.indices()) and torch.allclose(a.values(), t.values())
+
+
 class LightGCNPropagation(nn.Module):
-    """L rounds of parameter-free propagation on a fixed normalised graph, layer outputs averaged."""
+    """L rounds of parameter-free propagation on a fixed normalised symmetric graph, layer outputs averaged."""
 
     def __init__(self, adjacency: Tensor, layers: int):
         super().__init__()
+        if not is_symmetric(adjacency):
+            raise ValueError("LightGCNPropagation: the adjacency must be symmetric (an undirected graph)")
         self.register_buffer("adj", adjacency)
-        self.convs = nn.ModuleList(LGConv(normalize=False) for _ in range(layers))
+        self.layers = layers
 
     def forward(self, x: Tensor, adj: Tensor | None = None) -> Tensor:
-        """Propagate over `adj` when given (e.g. a pruned graph), else over the stored graph."""
+        """Propagate over `adj` when given (e.g. a pruned graph; symmetric too), else over the stored graph."""
         adj = self.adj if adj is None else adj
         out = x
-        for conv in self.convs:
-            x = conv(x, adj)
+        for _ in range(self.layers):
+            x = SymmetricSpMM.apply(adj, x)
             out = out + x
-        return out / (len(self.convs) + 1)
+        return out / (self.layers + 1)
 
 
 class LightGCN(Recommender):
