@@ -234,6 +234,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
     from .config import get_profile
     from .data import load_dataset
+    from .report import save_table
     p = argparse.ArgumentParser(prog="python -m recgoat_lib.benchmark", description=main.__doc__)
     p.add_argument("--labels", default=",".join(SPORTS_TEXT_CHECK.labels))
     p.add_argument("--seeds", default=",".join(map(str, SPORTS_TEXT_CHECK.seeds)))
@@ -242,7 +243,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(a.threads)
     budget = replace(SPORTS_TEXT_CHECK, labels=tuple(a.labels.split(",")), seeds=tuple(int(s) for s in a.seeds.split(",")))
     res = budget.run(load_dataset(budget.dataset), get_profile("paper"))
-    print(results_table(res).to_markdown(index=False))
+    table = results_table(res)
+    print(table.to_markdown(index=False))
+    print("wrote", save_table(table, f"{budget.dataset}_text_check", None))
     print(efficiency(res).to_markdown(index=False))
 
 
