@@ -344,12 +344,7 @@ def recgoat_views(model: Recommender) -> tuple[Tensor, dict[str, Tensor], dict[s
     """
     if not hasattr(getattr(model, "config", None), "modalities"):
         raise TypeError(f"{type(model).__name__} is not a RecGOAT model (needs config.modalities and extras)")
-    was_training = model.training
-    model.eval()
-    try:
-        emb = model()
-    finally:
-        model.train(was_training)
+    emb = model.eval_forward()
     x = emb.extras
     views = {"id": x["item_cf"]}
     weights = {}

@@ -4,9 +4,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from recgoat_lib.data import Dataset, data_root
 from recgoat_lib.toy import make_toy
+
+
+@pytest.fixture
+def one_thread():
+    """Small sparse models run much faster on one thread when the CPU is shared."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="session")

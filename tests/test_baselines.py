@@ -14,13 +14,7 @@ from recgoat_lib.train import TrainConfig, seed_everything, train
 FEATURE_MODELS = ("vbpr", "freedom", "lm_inject")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small sparse models run much faster on one thread when the CPU is shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

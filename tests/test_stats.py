@@ -13,12 +13,7 @@ from recgoat_lib.config import get_profile
 from recgoat_lib.stats import compare_runs, paired_t, paired_test, seed_averaged_per_user
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_paired_t_matches_scipy():

@@ -35,6 +35,15 @@ class Recommender(nn.Module, ABC):
     @abstractmethod
     def loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]: ...
 
+    def eval_forward(self) -> Embeddings:
+        """One forward pass in eval mode (dropout off), leaving the module in the mode it was in."""
+        was_training = self.training
+        self.eval()
+        try:
+            return self()
+        finally:
+            self.train(was_training)
+
     def score(self, emb: Embeddings, users: Tensor) -> Tensor:
         return emb.user[users] @ emb.item.T
 

@@ -213,12 +213,7 @@ class RecGOAT(Recommender):
     def views(self) -> dict[str, Tensor]:
         """All item views of one eval-mode forward: "ID" (z_cf), each modality's GAT output,
         "<m> aligned" (after OAT, with fusion="oat") and "fused" (the scored item vector)."""
-        was_training = self.training
-        self.eval()
-        try:
-            emb = self()
-        finally:
-            self.train(was_training)
+        emb = self.eval_forward()
         ex = emb.extras
         out = {"ID": ex["item_cf"], **{m: ex[f"item_{m}"] for m in self.config.modalities}}
         out.update({f"{m} aligned": ex[f"item_{m}_aligned"] for m in self.config.modalities
