@@ -178,15 +178,19 @@ def test_mi_rejects_bad_input():
 
 # --- Target error ------------------------------------------------------------------------
 
+def per_user_split(rng: np.random.Generator, n_users: int, n_items: int, labels: list[int]) -> pd.DataFrame:
+    """Each user gets len(labels) distinct random items, labelled 0/1/2 in the given order."""
+    rows = []
+    for u in range(n_users):
+        items = rng.choice(n_items, size=len(labels), replace=False)
+        rows += [(u, int(i), s) for i, s in zip(items, labels)]
+    return pd.DataFrame(rows, columns=["user", "item", "split"])
+
+
 @pytest.fixture(scope="module")
 def tiny() -> Dataset:
     """12 users, 30 items: each user has 4 train, 1 valid and 2 test items."""
-    rng = np.random.default_rng(19)
-    rows = []
-    for u in range(12):
-        items = rng.choice(30, size=7, replace=False)
-        rows += [(u, int(i), s) for i, s in zip(items, [0, 0, 0, 0, 1, 2, 2])]
-    df = pd.DataFrame(rows, columns=["user", "item", "split"])
+    df = per_user_split(np.random.default_rng(19), 12, 30, [0, 0, 0, 0, 1, 2, 2])
     return Dataset(name="tiny", n_users=12, n_items=30, interactions=df)
 
 
@@ -283,11 +287,7 @@ class StubFusion(Recommender):
 def shop() -> Dataset:
     """60 users, 40 items in 4 topics; 5 train, 2 valid, 3 test items per user."""
     rng = np.random.default_rng(30)
-    rows = []
-    for u in range(60):
-        items = rng.choice(40, size=10, replace=False)
-        rows += [(u, int(i), s) for i, s in zip(items, [0] * 5 + [1] * 2 + [2] * 3)]
-    df = pd.DataFrame(rows, columns=["user", "item", "split"])
+    df = per_user_split(rng, 60, 40, [0] * 5 + [1] * 2 + [2] * 3)
     topic = np.arange(40) % 4
     image = (np.eye(4)[topic] @ rng.normal(size=(4, 6)) + 0.1 * rng.normal(size=(40, 6))).astype(np.float32)
     return Dataset(name="shop", n_users=60, n_items=40, interactions=df, item_features={"image": image},
