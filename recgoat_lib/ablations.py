@@ -65,6 +65,8 @@ ABLATIONS: dict[str, Ablation] = {a.name: a for a in (
     Ablation("w/o modality GAT", "LM views are projected only, no graph attention", {"gat_layers": 0}),
     Ablation("w/o user LM branch", "no user-user LM branch (also the released code)", {"user_branch": False},
              released=True),
+    Ablation("user LM summed", "user LM vector added to the scored user vector instead of aligned by CMCL",
+             {"user_fusion": "sum"}),
     Ablation("ID only", "no LM features at all: LightGCN ID branch with CMCL user-item term",
              {"modalities": (), "user_branch": False}),
     Ablation("image only", "image item view only; no text, so no user LM branch either",

@@ -78,6 +78,28 @@ def with_self_loops(adj: sp.spmatrix) -> torch.Tensor:
     return torch.from_numpy(np.vstack([a.row, a.col]).astype(np.int64))
 
 
+def in_neighbourhood(edge_index: torch.Tensor, targets: torch.Tensor, hops: int,
+                     n_nodes: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The part of a graph that `hops` message-passing layers need to compute `targets`' outputs.
+
+    Returns (nodes, local edge_index, positions of `targets` among `nodes`): the nodes within
+    `hops` incoming steps of a target, and the edges into nodes within `hops - 1` steps (a
+    superset of what each layer reads), relabelled to positions in `nodes`. Running the layers on
+    this subgraph gives the targets exactly the rows a full-graph pass would, at the cost of their
+    neighbourhood instead of the whole graph (a training batch's users, say).
+    """
+    src, dst = edge_index
+    inner = torch.zeros(n_nodes, dtype=torch.bool, device=edge_index.device)
+    inner[targets] = True
+    for _ in range(hops - 1):
+        inner[src[inner[dst]]] = True
+    keep = inner[dst]
+    nodes = torch.unique(torch.cat([src[keep], targets]))
+    local = torch.full((n_nodes,), -1, dtype=torch.long, device=edge_index.device)
+    local[nodes] = torch.arange(len(nodes), device=edge_index.device)
+    return nodes, local[edge_index[:, keep]], local[targets]
+
+
 def degree_stats(adj: sp.spmatrix) -> dict[str, float]:
     """Node count, edge count (undirected edges counted once for symmetric graphs) and degree summary."""
     pattern = adj.tocsr() != 0

@@ -9,6 +9,7 @@ import torch
 from recgoat_lib.alignment import alignment, pair_retrieval, uniformity, view_geometry
 from recgoat_lib.data import DataError, Dataset
 from recgoat_lib.models import build_model, make_config
+from recgoat_lib.models.base import info_nce
 from recgoat_lib.models.recgoat import RecGOAT, RecGOATConfig, compare_variants
 from recgoat_lib.ot import sinkhorn_log, sinkhorn_scaling
 from recgoat_lib.train import TrainConfig, seed_everything, train
@@ -61,10 +62,41 @@ def test_forward_shapes_and_diagnostics(ds):
     converged = model(ds, ot_iters=5000)().extras
     assert float(converged["plan_col_error_text"]) < 1e-4  # ...but the iteration does converge
     assert float(ex["fusion_image"]) == pytest.approx(0.05) and float(ex["fusion_text"]) == pytest.approx(0.8)
-    torch.testing.assert_close(emb.user, ex["user_cf"] + ex["user_lm"])
+    torch.testing.assert_close(emb.user, ex["user_cf"])  # user_fusion="align": the paper's score
+    summed = model(ds, user_fusion="sum")()
+    torch.testing.assert_close(summed.user, summed.extras["user_cf"] + summed.extras["user_lm"])
+
+
+@pytest.mark.parametrize("gat_layers", [0, 1, 2])
+def test_branch_on_a_target_neighbourhood_gives_the_full_graph_rows(ds, gat_layers):
+    branch = model(ds, gat_layers=gat_layers).user_lm.eval()
+    targets = torch.tensor([7, 3, 3, 0, 39])
+    torch.testing.assert_close(branch(targets), branch()[targets])
+
+
+@pytest.mark.parametrize("user_fusion", ["align", "sum"])
+def test_batch_user_rows_equal_the_full_forward(ds, user_fusion):
+    m = model(ds, user_fusion=user_fusion).eval()
+    users = torch.tensor([5, 1, 30])
+    full, part = m(), m(users)
+    torch.testing.assert_close(part.user, full.user[users])
+    torch.testing.assert_close(part.item, full.item)
+
+
+def test_user_fusion_align_adds_the_user_pair_to_cmcl(ds):
+    b = batch(ds)
+    align = model(ds).eval().loss(*b)
+    summed = model(ds, user_fusion="sum").eval().loss(*b)
+    off = model(ds, user_branch=False).eval().loss(*b)
+    torch.testing.assert_close(summed["cl_modality"], off["cl_modality"])  # same item pairs, no user pair
+    users = torch.unique(b[0])
+    emb = model(ds).eval()(users)
+    user_pair = info_nce(emb.extras["user_cf"], emb.extras["user_lm"], SMALL.cl_temperature)
+    torch.testing.assert_close(align["cl_modality"], (3 * off["cl_modality"] + user_pair) / 4)
 
 
 @pytest.mark.parametrize("overrides", [{}, {"fusion": "sum"}, {"fusion": "concat"}, {"user_branch": False},
+                                       {"user_fusion": "sum"},
                                        {"modalities": ("text",)}, {"cl_sign": "released"}, {"gat_layers": 0},
                                        {"gat_layers": 2}, {"modalities": (), "user_branch": False}])
 def test_every_trainable_parameter_gets_a_gradient(ds, overrides):
@@ -153,7 +185,8 @@ def test_missing_features_and_bad_config_raise_clear_errors(ds):
     with pytest.raises(DataError, match="image"):
         build_model("recgoat", text_only, replace(SMALL, user_branch=False))
     for bad in ({"fusion": "mean"}, {"cl_sign": "minus"}, {"sinkhorn": "fast"}, {"modalities": ("text", "text")},
-                {"modalities": ("audio",)}, {"gat_layers": -1}, {"dim": 20}, {"cl_modality_share": 1.5}):
+                {"modalities": ("audio",)}, {"gat_layers": -1}, {"dim": 20}, {"cl_modality_share": 1.5},
+                {"user_fusion": "concat"}):
         with pytest.raises(ValueError):
             make_config("recgoat", **bad)
     assert make_config("recgoat", modalities=["text"]).modalities == ("text",)

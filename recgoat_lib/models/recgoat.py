@@ -9,9 +9,11 @@ config switch with the released behaviour one value away (see `RecGOATConfig`):
 Training-level departures (negatives that may be positives, selection on test with
 dropout on) are `TrainConfig(exclude_train_negatives=False, selection="released")`.
 
-How the user LM branch enters the score (the paper does not say): its vector is added to
-the CF user vector, z_u = z_u^cf + z_u^lm, and score(u, i) = z_u . z_i^fused. The CMCL
-user-item term uses the same z_u, so with the branch off both reduce to the paper's z_u^cf.
+How the user LM branch is used the paper does not say; its score is z_u^cf . z_i^fused.
+`user_fusion="align"` (default) keeps that score and aligns the user LM vector with the CF
+user vector through one more CMCL pair (z_u^cf, z_u^lm), the user-side twin of the item
+modality pairs; `user_fusion="sum"` instead scores with z_u = z_u^cf + z_u^lm (our earlier
+reading, measured in notebook 08).
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from torch_geometric.nn import GATConv
 from tqdm.auto import tqdm
 
 from ..data import DataError, Dataset
-from ..graphs import knn_graph, to_torch_sparse, user_item_adjacency, with_self_loops
+from ..graphs import in_neighbourhood, knn_graph, to_torch_sparse, user_item_adjacency, with_self_loops
 from ..ot import SINKHORN_METHODS, dimension_cost, plan_diagnostics, transport_plan
 from ..train import TrainConfig, seed_everything, train
 from . import build_model, make_config
@@ -36,6 +38,7 @@ from .base import Embeddings, Recommender, bpr_loss, info_nce, l2_reg
 from .lightgcn import LightGCNPropagation
 
 FUSIONS = ("oat", "concat", "sum")
+USER_FUSIONS = ("align", "sum")
 CL_SIGNS = ("paper", "released")
 LOGGED_EXTRAS = ("fusion_", "plan_mass_", "plan_row_error_", "plan_col_error_")  # scalars shown in training history
 
@@ -51,6 +54,8 @@ class RecGOATConfig:
     no modality pairs, so CMCL is its user-item term times 1 - cl_modality_share).
     gat_layers=0 keeps each LM view's projection but no graph attention (the "w/o modality
     GAT" ablation); the paper uses one GAT layer.
+    user_fusion: how the user LM branch (user_branch=True) is used, "align" (a CMCL pair with
+    the CF user vector; the score stays z_u^cf . z_i) or "sum" (z_u = z_u^cf + z_u^lm).
     """
 
     dim: int = 64
@@ -62,6 +67,7 @@ class RecGOATConfig:
     heads: int = 8
     dropout: float = 0.1
     user_branch: bool = True
+    user_fusion: str = "align"
     cl_weight: float = 0.032
     cl_temperature: float = 0.2
     cl_modality_share: float = 0.5
@@ -80,7 +86,8 @@ class RecGOATConfig:
         if len(set(self.modalities)) != len(self.modalities) or not set(self.modalities) <= set(known):
             raise ValueError(f"modalities must be distinct names from {known}, got {self.modalities}")
         for name, value, allowed in (("fusion", self.fusion, FUSIONS), ("cl_sign", self.cl_sign, CL_SIGNS),
-                                     ("sinkhorn", self.sinkhorn, SINKHORN_METHODS)):
+                                     ("sinkhorn", self.sinkhorn, SINKHORN_METHODS),
+                                     ("user_fusion", self.user_fusion, USER_FUSIONS)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         if self.gat_layers < 0:
@@ -103,12 +110,21 @@ class GraphAttentionBranch(nn.Module):
         self.gats = nn.ModuleList(GATConv(dim, dim // heads, heads=heads, concat=True, negative_slope=0.2,
                                           dropout=dropout, add_self_loops=False) for _ in range(layers))
 
-    def forward(self, upto: int | None = None) -> Tensor:
-        """The view after all GAT layers, or the input of layer `upto`."""
-        h = self.proj(self.x)
-        for j, gat in enumerate(self.gats[:upto]):
-            h = gat(F.elu(h) if j else h, self.edge_index)
-        return h
+    def forward(self, targets: Tensor | None = None, upto: int | None = None) -> Tensor:
+        """The view after all GAT layers (or the input of layer `upto`) of every node, or of
+        `targets` only: those rows are computed on the targets' neighbourhood, with equal values."""
+        gats = self.gats[:upto]
+        if targets is None:
+            x, edge_index, rows = self.x, self.edge_index, None
+        elif len(gats):
+            nodes, edge_index, rows = in_neighbourhood(self.edge_index, targets, len(gats), len(self.x))
+            x = self.x[nodes]
+        else:
+            x, edge_index, rows = self.x[targets], None, None
+        h = self.proj(x)
+        for j, gat in enumerate(gats):
+            h = gat(F.elu(h) if j else h, edge_index)
+        return h if rows is None else h[rows]
 
     @torch.no_grad()
     def attention(self) -> tuple[Tensor, Tensor]:
@@ -154,15 +170,20 @@ class RecGOAT(Recommender):
         self.norm = nn.LayerNorm(c.dim)
         self.dropout = nn.Dropout(c.dropout)
 
-    def forward(self) -> Embeddings:
+    def forward(self, users: Tensor | None = None) -> Embeddings:
+        """Every item's row; every user's row, or only the rows of `users` (a training batch: the
+        user LM branch then runs on their neighbourhood alone)."""
         c = self.config
         out = self.propagate(self.embedding.weight)
         user, item_cf = out[: self.n_users], out[self.n_users:]
+        if users is not None:
+            user = user[users]
         views = {m: branch() for m, branch in self.branches.items()}
         extras: dict[str, Tensor] = {"user_cf": user, "item_cf": item_cf, **{f"item_{m}": v for m, v in views.items()}}
         if self.user_lm is not None:
-            extras["user_lm"] = self.user_lm()
-            user = user + extras["user_lm"]
+            extras["user_lm"] = self.user_lm(users)
+            if c.user_fusion == "sum":
+                user = user + extras["user_lm"]
 
         if c.fusion == "concat":
             fused = self.concat(torch.cat([item_cf, *views.values()], dim=1))
@@ -191,8 +212,9 @@ class RecGOAT(Recommender):
 
     def loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
         c = self.config
-        emb = self()
-        u, p, n = emb.user[users], emb.item[pos], emb.item[neg]
+        batch_users, inverse = torch.unique(users, return_inverse=True)
+        emb = self(batch_users)
+        u, p, n = emb.user[inverse], emb.item[pos], emb.item[neg]
         bpr = bpr_loss(u, p, n)
         ego = self.embedding.weight
         reg = c.reg * l2_reg(ego[users], ego[self.n_users + pos], ego[self.n_users + neg])
@@ -201,6 +223,8 @@ class RecGOAT(Recommender):
         items = torch.unique(torch.cat([pos, neg]))
         views = [emb.extras["item_cf"][items]] + [emb.extras[f"item_{m}"][items] for m in c.modalities]
         pairs = [info_nce(a, b, c.cl_temperature) for a, b in combinations(views, 2)]
+        if self.user_lm is not None and c.user_fusion == "align":
+            pairs.append(info_nce(emb.extras["user_cf"], emb.extras["user_lm"], c.cl_temperature))
         cl_mod = torch.stack(pairs).mean() if pairs else torch.zeros((), device=u.device)
         if c.cl_sign == "released":
             cl_mod = 1.0 - cl_mod
