@@ -9,7 +9,6 @@ are absent from the dataset is not run: its row says which features it needs.
 """
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,6 +31,10 @@ TABLE_METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "precision@10",
 # The released code's behaviours (see models/recgoat.py and train.TrainConfig).
 RELEASED_MODEL = {"cl_sign": "released", "sinkhorn": "released", "user_branch": False}
 RELEASED_TRAIN = {"exclude_train_negatives": False, "selection": "released"}
+
+
+# Models rebuilt from a paper's description alone (no public code or numbers): their labels carry a "*".
+RECONSTRUCTED = {"dprec": "dprec*"}
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ ENTRIES = {e.label: e for e in (
     Entry("vbpr", "vbpr"),
     Entry("freedom", "freedom"),
     Entry("lm_inject", "lm_inject"),
+    Entry(RECONSTRUCTED["dprec"], "dprec"),
     Entry("recgoat", "recgoat"),
     Entry("recgoat_released", "recgoat", fixed=RELEASED_MODEL, train=RELEASED_TRAIN, tuned_as="recgoat"),
 )}
@@ -72,6 +76,7 @@ GRIDS: dict[str, dict[str, dict[str, tuple]]] = {
         "vbpr": {"reg": (1e-4, 1e-2)},
         "freedom": {"edge_dropout": (0.5, 0.8)},
         "lm_inject": {"mode": ("concat", "replace")},
+        "dprec*": {"align_weight": (0.01, 0.05)},
         "recgoat": {"cl_weight": (0.005, 0.032)},
     },
     "paper": {
@@ -80,6 +85,7 @@ GRIDS: dict[str, dict[str, dict[str, tuple]]] = {
         "vbpr": {"reg": (1e-5, 1e-4, 1e-3, 1e-2)},
         "freedom": {"edge_dropout": (0.8, 0.9), "reg": (1e-5, 1e-3)},
         "lm_inject": {"mode": ("concat", "replace"), "reg": (1e-4, 1e-3)},
+        "dprec*": {"align_weight": (0.01, 0.05), "reg": (1e-4, 1e-3)},
         "recgoat": {"cl_weight": (0.005, 0.032), "reg": (1e-4, 1e-3)},
     },
 }
@@ -203,27 +209,20 @@ class Budget:
     seeds: tuple[int, ...]
     train: dict[str, Any]
     tune: bool
-    extra: dict[str, dict[str, Any]] = field(default_factory=dict)
-    item_features_only: bool = False
 
     def profile(self, base: Profile) -> Profile:
         return replace(base, seeds=self.seeds, train=replace(base.train, **self.train))
 
-    def prepare(self, ds: Dataset) -> Dataset:
-        """The dataset the budget runs on (user features dropped when `item_features_only`)."""
-        return dataclasses.replace(ds, user_features={}) if self.item_features_only else ds
-
     def run(self, ds: Dataset, base: Profile, results_dir: Path = RESULTS_DIR) -> BenchmarkResult:
-        return run_benchmark(self.prepare(ds), self.profile(base), self.labels, results_dir, self.tune, self.extra)
+        return run_benchmark(ds, self.profile(base), self.labels, results_dir, self.tune)
 
 
-# Real Sports with its real title-text item features only (no image modality; no user LM
-# features, so RecGOAT runs without its user branch, as the released code does): RecGOAT against
-# LightGCN and FREEDOM (text only), default hyper-parameters (no tuning), 10 epochs at batch 4096.
+# Real Sports with its real title-text item features only (no image modality) and the user LM
+# features built from training interactions: RecGOAT (text view + user branch) against LightGCN
+# and FREEDOM (text only), default hyper-parameters (no tuning), 10 epochs at batch 4096.
 SPORTS_TEXT_CHECK = Budget(
     dataset="sports", labels=("lightgcn", "freedom", "recgoat"), seeds=(2025, 2026, 2027),
     train={"epochs": 10, "batch_size": 4096, "lr": 5e-3, "eval_every": 5, "patience": 2}, tune=False,
-    extra={"recgoat": {"user_branch": False}}, item_features_only=True,
 )
 
 
