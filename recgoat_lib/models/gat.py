@@ -4,8 +4,9 @@ PyG's GATConv builds [E, heads, channels] message tensors (gather, multiply, sca
 graph with E ~ 30 N those dominate both the time and, at d = 800, the peak memory. Here the per-edge
 attention [E, heads] is still computed by PyG (same parameters, initialisation, dropout and
 `return_attention_weights`), but out[i, h] = sum_{e: j -> i} alpha[e, h] x[j, h] is one CSR spmm per
-head, with a hand-written backward: the transposed spmm for the features and a sampled dense-dense
-product (torch.sparse.sampled_addmm) for the attention. Nothing of size E x channels is created.
+head (measured faster on CPU than one matrix over (node, head) rows), with a hand-written backward:
+the transposed spmm for the features and a sampled dense-dense product (torch.sparse.sampled_addmm)
+for the attention. Nothing of size E x channels is created.
 """
 from __future__ import annotations
 
