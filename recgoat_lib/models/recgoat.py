@@ -26,7 +26,6 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch_geometric.nn import GATConv
 from tqdm.auto import tqdm
 
 from ..data import DataError, Dataset
@@ -35,6 +34,7 @@ from ..ot import SINKHORN_METHODS, dimension_cost, plan_diagnostics, transport_p
 from ..train import TrainConfig, seed_everything, train
 from . import build_model, make_config
 from .base import Embeddings, Recommender, bpr_loss, info_nce, l2_reg
+from .gat import SparseGATConv
 from .lightgcn import LightGCNPropagation
 
 FUSIONS = ("oat", "concat", "sum")
@@ -107,7 +107,7 @@ class GraphAttentionBranch(nn.Module):
         self.register_buffer("x", torch.as_tensor(features, dtype=torch.float32), persistent=False)
         self.register_buffer("edge_index", with_self_loops(knn_graph(features, k)), persistent=False)
         self.proj = nn.Linear(features.shape[1], dim)
-        self.gats = nn.ModuleList(GATConv(dim, dim // heads, heads=heads, concat=True, negative_slope=0.2,
+        self.gats = nn.ModuleList(SparseGATConv(dim, dim // heads, heads=heads, concat=True, negative_slope=0.2,
                                           dropout=dropout, add_self_loops=False) for _ in range(layers))
 
     def forward(self, targets: Tensor | None = None, upto: int | None = None) -> Tensor:
