@@ -245,7 +245,9 @@ def main(argv: list[str] | None = None) -> None:
     table = results_table(res)
     print(table.to_markdown(index=False))
     print("wrote", save_table(table, f"{budget.dataset}_text_check", None))
-    print(efficiency(res).to_markdown(index=False))
+    runs = efficiency(res)
+    print(runs.to_markdown(index=False))
+    print("wrote", save_table(runs, f"{budget.dataset}_text_check_runs", None, float_format="%.4g"))
 
 
 
@@ -333,10 +335,12 @@ def per_seed(result: BenchmarkResult, metrics: tuple[str, ...] = TABLE_METRICS) 
 
 
 def efficiency(result: BenchmarkResult) -> pd.DataFrame:
-    """Per run: training seconds per epoch, evaluation seconds, peak RSS, epochs and parameters."""
+    """Per run: training seconds per epoch, evaluation seconds, peak RSS, epochs, parameters, and the
+    commit and date the run was made at."""
     rows = [{"model": label, "seed": r["seed"], "s/epoch": r["train_seconds_per_epoch"],
              "eval s": r["eval_seconds"], "peak RSS MB": r["peak_rss_mb"], "epochs run": r["epochs_run"],
-             "best epoch": r["best_epoch"], "parameters": r["n_parameters"]}
+             "best epoch": r["best_epoch"], "parameters": r["n_parameters"], "commit": r["git_commit"],
+             "date": r["date"][:10]}
             for label, recs in result.records.items() for r in recs]
     return pd.DataFrame(rows)
 

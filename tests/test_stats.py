@@ -105,6 +105,7 @@ def test_tables_come_from_the_records(small_benchmark):
     assert table.loc[table["model"] == "lightgcn", "ndcg@10"].item() == f"{np.mean(vals):.4f} ± {np.std(vals, ddof=1):.4f}"
     eff = bm.efficiency(res)
     assert len(eff) == 6 and (eff["s/epoch"] > 0).all() and (eff["peak RSS MB"] > 0).all()
+    assert eff["commit"].tolist() == [r["git_commit"] for recs in res.records.values() for r in recs]
 
 
 def test_significance_against_best_validation_baseline(small_benchmark):
