@@ -106,6 +106,8 @@ def plan(scale: Scale, models: tuple[str, ...]) -> list[tuple[str, dict]]:
                                                                 "item_dims": feat, "user_dims": ufeat}}))
     tasks.append(("oat", {"task": "oat", "points": oat_points(scale, load_dataset(scale.dataset).n_items)}))
     tasks.append(("lm", {"task": "lm", "n_texts": scale.lm_texts}))
+    if "recgoat" in models:
+        tasks.append(("parts", {"task": "recgoat_parts", "data": data, "dim": scale.dim, "calls": scale.batches}))
     if "recgoat" in models:  # without the user LM branch, as in the released code: how much of the memory is it?
         tasks.append(("variants", {"task": "model", "model": "recgoat", "data": data, "dim": max(scale.dims),
                                    "batches": scale.large_dim_batches, "floors": False,
@@ -181,7 +183,9 @@ def summarise(results: list[tuple[str, dict, dict]]) -> dict[str, pd.DataFrame]:
         oat = pd.concat([oat, pd.DataFrame(extra)], ignore_index=True)
         oat.loc[oat["method"] == "naive", "formula_mb"] = oat["items"] * oat["dim"] ** 2 * 4 / 2**20
     lm = pd.DataFrame(rows("lm"))
-    return {"models": models, "dims": dims, "variants": pd.DataFrame(rows("variants")), "scaling": scaling,
+    parts = pd.DataFrame([row for r in rows("parts") for row in r])
+    return {"models": models, "dims": dims, "variants": pd.DataFrame(rows("variants")), "parts": parts,
+            "scaling": scaling,
             "growth": pd.DataFrame(growth), "oat": oat, "lm": lm, "failed": failed}
 
 
@@ -272,6 +276,7 @@ def report(record: dict, tables: dict[str, pd.DataFrame]) -> str:
                                    "eval_floor_s", "eval_ratio", "batch_over_spmm_floor"]),
                        ("dims", ["model", "dim", "batch_s", "epoch_s", "peak_rss_mb"]),
                        ("variants", ["model", "overrides", "dim", "batch_s", "epoch_s", "peak_rss_mb"]),
+                       ("parts", ["part", "count", "seconds", "share"]),
                        ("scaling", ["model", "dataset", "train_interactions", "batch_s", "epoch_s", "peak_rss_mb"]),
                        ("growth", None), ("oat", ["method", "dim", "items", "kind", "seconds", "peak_extra_mb"]),
                        ("lm", ["texts", "texts_per_s", "load_s"]), ("failed", None)):

@@ -1,7 +1,7 @@
 """The measurements, one per subprocess: `python -m benchmarks.tasks '<json task>'` prints one JSON row.
 
 Running each measurement in a fresh process makes its peak RSS its own (not the maximum of
-everything measured before it). A task is a dict with "task" in {"model", "oat", "lm"}:
+everything measured before it). A task is a dict with "task" in {"model", "oat", "lm", "recgoat_parts"}:
 
 - model: build a registered model on a dataset, time a fixed number of training steps
   (`train.train_step`, exactly what `train.train` runs per batch) and extrapolate to an
@@ -11,6 +11,7 @@ everything measured before it). A task is a dict with "task" in {"model", "oat",
 - oat: time and peak memory of the OT cost, identity vs the naive I x d x d formula, and of
   the Sinkhorn plan.
 - lm: throughput of the sentence-transformers text encoder.
+- recgoat_parts: seconds of each part of one RecGOAT training step (what its epoch pays for).
 """
 from __future__ import annotations
 
@@ -178,7 +179,55 @@ def lm_task(n_texts: int, batch_size: int = 128) -> dict:
             "peak_rss_mb": peak_rss_mb()}
 
 
-TASKS = {"model": model_task, "oat": oat_task, "lm": lm_task}
+def recgoat_parts_task(data: dict, dim: int, calls: int, seed: int = 2025,
+                       batch_size: int = TrainConfig().batch_size) -> list[dict]:
+    """Where a RecGOAT training step goes: forward + backward seconds of each of its parts on the
+    sizes of one real training batch, next to the whole step, all in one process.
+
+    Parts: the LightGCN propagation, each item GAT branch (all items: OAT needs whole views), the
+    user LM branch on the batch's users, the OT plans, and each CMCL InfoNCE term at its batch size
+    (in-batch negatives: the user-item term over the batch, the view pairs over its unique items,
+    the user pair over its unique users). `share` is seconds x count / whole step.
+    """
+    from recgoat_lib.models.base import info_nce
+    from recgoat_lib.ot import dimension_cost, transport_plan
+
+    device = resolve_device("auto")
+    ds = make_dataset(data)
+    seed_everything(seed)
+    net = build_model("recgoat", ds, {"dim": dim}).to(device).train()
+    c = net.config
+    u, p, n = (torch.from_numpy(a[:batch_size]).to(device)
+               for a in NegativeSampler(ds).epoch(np.random.default_rng(seed)))
+    users, items = torch.unique(u), torch.unique(torch.cat([p, n]))
+
+    def backward(t: torch.Tensor) -> None:
+        t.sum().backward()
+
+    def nce(rows: int) -> tuple:
+        a, b = (torch.randn(rows, dim, device=device, requires_grad=True) for _ in range(2))
+        return lambda: info_nce(a, b, c.cl_temperature).backward()
+
+    views = len(c.modalities) + 1
+    parts = [("whole step", 1, lambda: net.loss(u, p, n)["loss"].backward()),
+             ("LightGCN propagation", 1, lambda: backward(net.propagate(net.embedding.weight)))]
+    parts += [(f"GAT branch: {m} (all items)", 1, lambda b=b: backward(b())) for m, b in net.branches.items()]
+    if net.user_lm is not None:
+        parts.append(("GAT branch: user LM (batch users)", 1, lambda: backward(net.user_lm(users))))
+    if c.fusion == "oat" and c.modalities:
+        zm, zcf = (torch.randn(ds.n_items, dim, device=device) for _ in range(2))
+        parts.append(("OT cost + Sinkhorn (all modalities)", 1, lambda: transport_plan(
+            torch.stack([dimension_cost(zm, zcf, c.ot_scale)] * len(c.modalities)), c.ot_eps, c.ot_iters, c.sinkhorn)))
+    parts.append((f"CMCL: user-item InfoNCE ({len(u)} rows)", 1, nce(len(u))))
+    parts.append((f"CMCL: one view-pair InfoNCE ({len(items)} rows)", views * (views - 1) // 2, nce(len(items))))
+    if net.user_lm is not None and c.user_fusion == "align":
+        parts.append((f"CMCL: user-pair InfoNCE ({len(users)} rows)", 1, nce(len(users))))
+    rows = [{"part": name, "count": count, "seconds": seconds_per_call(fn, calls, device)} for name, count, fn in parts]
+    whole = rows[0]["seconds"]
+    return [{**r, "share": r["seconds"] * r["count"] / whole, "dim": dim, "dataset": ds.name} for r in rows]
+
+
+TASKS = {"model": model_task, "oat": oat_task, "lm": lm_task, "recgoat_parts": recgoat_parts_task}
 
 
 def main(argv: list[str]) -> None:

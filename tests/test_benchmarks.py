@@ -117,3 +117,16 @@ def test_check_targets_reads_the_right_rows():
     assert got["RecGOAT d = 800 peak RSS (GB)"] == (5.0, False)
     # the d-growth row is not an interaction-growth row
     assert got["largest growth exponent, batch time vs interactions"] == (1.05, True)
+
+
+def test_recgoat_parts_cover_every_term_of_the_step():
+    from benchmarks.tasks import recgoat_parts_task
+    data = {"name": "toy", "item_dims": {"image": 16, "text": 16}, "user_dims": {"text": 16}}
+    rows = pd.DataFrame(recgoat_parts_task(data, dim=16, calls=1, batch_size=256))
+    assert rows["part"].iloc[0] == "whole step" and rows["share"].iloc[0] == 1.0
+    assert (rows["seconds"] > 0).all()
+    names = " | ".join(rows["part"])
+    for part in ("LightGCN propagation", "GAT branch: image", "GAT branch: text", "GAT branch: user LM",
+                 "OT cost", "user-item InfoNCE (256 rows)", "view-pair InfoNCE", "user-pair InfoNCE"):
+        assert part in names
+    assert rows.set_index("part").filter(like="view-pair", axis=0)["count"].item() == 3  # (id, image, text) pairs
