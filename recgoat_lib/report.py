@@ -1,6 +1,7 @@
 """Where notebooks write what they show: figures to figures/, tables to results/tables/."""
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -44,6 +45,24 @@ def save_table(df: pd.DataFrame, name: str, profile: str | None = "quick", float
 
 
 README = REPO_ROOT / "README.md"
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+
+
+def notebook_durations(notebooks_dir: Path = NOTEBOOKS_DIR) -> pd.DataFrame:
+    """Wall time of each numbered notebook as papermill last executed it (from the notebook's own
+    metadata) and when it finished, plus a total row: what a quick `./reproduce.sh
+    run` costs, measured rather than claimed."""
+    rows = []
+    for path in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb")):
+        meta = json.loads(path.read_text()).get("metadata", {}).get("papermill", {})
+        if meta.get("duration") is None:
+            raise ValueError(f"{path.name} has no papermill duration: execute it with papermill first")
+        rows.append({"notebook": path.stem, "seconds": meta["duration"], "finished": meta["end_time"][:16]})
+    if not rows:
+        raise ValueError(f"no numbered notebooks under {notebooks_dir}")
+    frame = pd.DataFrame(rows)
+    total = {"notebook": "total", "seconds": frame["seconds"].sum(), "finished": ""}
+    return pd.concat([frame, pd.DataFrame([total])], ignore_index=True).assign(minutes=lambda f: f["seconds"] / 60)
 
 
 def update_readme(readme: Path = README, tables_dir: Path = TABLES_DIR) -> list[str]:
@@ -68,4 +87,5 @@ def update_readme(readme: Path = README, tables_dir: Path = TABLES_DIR) -> list[
 
 
 if __name__ == "__main__":
+    print("wrote", save_table(notebook_durations(), "notebook_durations", None, float_format="%.1f"))
     print("README tables filled:", update_readme())

@@ -1,7 +1,10 @@
 """README tables are copied from results/tables, never typed."""
-from recgoat_lib.report import save_table, update_readme
+import json
 
 import pandas as pd
+import pytest
+
+from recgoat_lib.report import notebook_durations, save_table, update_readme
 
 
 def test_update_readme_copies_generated_tables(tmp_path, monkeypatch):
@@ -13,3 +16,16 @@ def test_update_readme_copies_generated_tables(tmp_path, monkeypatch):
     text = readme.read_text()
     assert "0.1235" in text and "old" not in text and "not generated yet" in text
     assert (tmp_path / "demo.tex").exists() and (tmp_path / "demo.csv").exists()
+
+
+def test_notebook_durations_read_papermill_metadata(tmp_path):
+    for name, seconds in (("01_a", 12.5), ("02_b", 30.0)):
+        meta = {"papermill": {"duration": seconds, "end_time": "2026-11-25T12:00:00.0", "parameters": {"X": 1}}}
+        (tmp_path / f"{name}.ipynb").write_text(json.dumps({"metadata": meta, "cells": []}))
+    (tmp_path / "scratch.ipynb").write_text("{}")  # not numbered: ignored
+    table = notebook_durations(tmp_path)
+    assert table["notebook"].tolist() == ["01_a", "02_b", "total"]
+    assert table["seconds"].tolist() == [12.5, 30.0, 42.5] and table["minutes"].iloc[-1] == pytest.approx(42.5 / 60)
+    (tmp_path / "03_c.ipynb").write_text(json.dumps({"metadata": {}, "cells": []}))
+    with pytest.raises(ValueError, match="03_c.ipynb has no papermill duration"):
+        notebook_durations(tmp_path)
