@@ -90,9 +90,9 @@ def plan(scale: Scale, models: tuple[str, ...]) -> list[tuple[str, dict]]:
     """(group, task) pairs in the order they run."""
     data = {"name": scale.dataset, "item_dims": scale.item_dims, "user_dims": scale.user_dims}
     tasks = [("models", {"task": "model", "model": m, "data": data, "dim": scale.dim, "batches": scale.batches,
-                         "floors": True, "profile": m in PROFILED}) for m in models]
+                         "floors": ("propagation", "eval"), "profile": m in PROFILED}) for m in models]
     tasks += [("dims", {"task": "model", "model": m, "data": data, "dim": d, "batches": scale.large_dim_batches,
-                        "floors": False})
+                        "floors": ()})
               for m in ("lightgcn", "recgoat") if m in models for d in scale.dims if d != scale.dim]
     for m in scale.scaling_models:
         if m not in models:
@@ -102,7 +102,8 @@ def plan(scale: Scale, models: tuple[str, ...]) -> list[tuple[str, dict]]:
         ufeat = {} if featureless else {k: scale.scaling_feature_dim for k in scale.user_dims}
         for f in scale.factors if featureless else scale.feature_factors:
             tasks.append(("scaling", {"task": "model", "model": m, "dim": scale.dim, "batches": scale.batches,
-                                      "floors": False, "data": {"name": scale.dataset, "factor": f,
+                                      "floors": ("propagation",) if featureless else (),
+                                      "data": {"name": scale.dataset, "factor": f,
                                                                 "item_dims": feat, "user_dims": ufeat}}))
     tasks.append(("oat", {"task": "oat", "points": oat_points(scale, load_dataset(scale.dataset).n_items)}))
     tasks.append(("lm", {"task": "lm", "n_texts": scale.lm_texts}))
@@ -110,7 +111,7 @@ def plan(scale: Scale, models: tuple[str, ...]) -> list[tuple[str, dict]]:
         tasks.append(("parts", {"task": "recgoat_parts", "data": data, "dim": scale.dim, "calls": scale.batches}))
     if "recgoat" in models:  # without the user LM branch, as in the released code: how much of the memory is it?
         tasks.append(("variants", {"task": "model", "model": "recgoat", "data": data, "dim": max(scale.dims),
-                                   "batches": scale.large_dim_batches, "floors": False,
+                                   "batches": scale.large_dim_batches, "floors": (),
                                    "overrides": {"user_branch": False}}))
     return tasks
 
@@ -165,9 +166,9 @@ def summarise(results: list[tuple[str, dict, dict]]) -> dict[str, pd.DataFrame]:
         for m, g in frame.groupby("model") if not frame.empty else ():
             if g[key].nunique() < 2:
                 continue
+            cols = [c for c in ("batch_s", "epoch_s", "peak_rss_mb", "spmm_floor_s") if c in g and g[c].notna().all()]
             growth.append({"model": m, "grows_with": var, "points": len(g),
-                           **{f"exponent_{col}": growth_exponent(g[key], g[col])
-                              for col in ("batch_s", "epoch_s", "peak_rss_mb")}})
+                           **{f"exponent_{col}": growth_exponent(g[key], g[col]) for col in cols}})
     oat = pd.DataFrame([row for r in rows("oat") for row in r])
     if not oat.empty:
         oat["kind"] = "measured"
@@ -277,7 +278,8 @@ def report(record: dict, tables: dict[str, pd.DataFrame]) -> str:
                        ("dims", ["model", "dim", "batch_s", "epoch_s", "peak_rss_mb"]),
                        ("variants", ["model", "overrides", "dim", "batch_s", "epoch_s", "peak_rss_mb"]),
                        ("parts", ["part", "count", "seconds", "share"]),
-                       ("scaling", ["model", "dataset", "train_interactions", "batch_s", "epoch_s", "peak_rss_mb"]),
+                       ("scaling", ["model", "dataset", "train_interactions", "batch_s", "spmm_floor_s", "epoch_s",
+                                    "peak_rss_mb"]),
                        ("growth", None), ("oat", ["method", "dim", "items", "kind", "seconds", "peak_extra_mb"]),
                        ("lm", ["texts", "texts_per_s", "load_s"]), ("failed", None)):
         frame = tables[name]

@@ -45,10 +45,11 @@ def make_dataset(data: dict) -> Dataset:
     return timing_features(ds, data.get("item_dims", {}), data.get("user_dims", {}))
 
 
-def model_task(model: str, data: dict, dim: int, batches: int, floors: bool, profile: bool = False,
+def model_task(model: str, data: dict, dim: int, batches: int, floors: tuple[str, ...] = (), profile: bool = False,
                overrides: dict | None = None, seed: int = 2025, batch_size: int = TrainConfig().batch_size,
                lr: float = TrainConfig().lr) -> dict:
-    """Seconds per training batch and per epoch, setup seconds and peak RSS of one model (+ floors,
+    """Seconds per training batch and per epoch, setup seconds and peak RSS of one model (+ the named
+    `floors`, "propagation" and/or "eval",
     + with `profile` the operators that take the most time in one training batch). `overrides`
     are further model config values (e.g. a released-code switch)."""
     device = resolve_device("auto")
@@ -81,7 +82,7 @@ def model_task(model: str, data: dict, dim: int, batches: int, floors: bool, pro
     if profile:
         row["profile"] = _top_operators(one_batch)
     if floors:
-        row.update(_floors(net, ds, batches, device))
+        row.update(_floors(net, ds, batches, device, floors))
     row["rss_after_imports_mb"] = rss_imports
     row["peak_rss_mb"] = peak_rss_mb()
     if device.type == "cuda":
@@ -89,30 +90,34 @@ def model_task(model: str, data: dict, dim: int, batches: int, floors: bool, pro
     return row
 
 
-def _floors(net, ds: Dataset, batches: int, device: torch.device) -> dict:
-    """Propagation floor (models with a LightGCN propagation) and the evaluation floor."""
+def _floors(net, ds: Dataset, batches: int, device: torch.device, which: tuple[str, ...]) -> dict:
+    """The propagation floor (models with a LightGCN propagation) and/or the evaluation floor."""
+    unknown = set(which) - {"propagation", "eval"}
+    if unknown:
+        raise ValueError(f"unknown floors {sorted(unknown)}; choose from 'propagation', 'eval'")
     out = {}
     prop = getattr(net, "propagate", None)
-    if isinstance(prop, LightGCNPropagation):
+    if "propagation" in which and isinstance(prop, LightGCNPropagation):
         x = torch.randn(prop.adj.shape[0], net.config.dim, device=device, requires_grad=True)
         grad = torch.randn_like(x)
         out["propagation_s"] = seconds_per_call(lambda: prop(x).backward(grad), batches, device)
         out["spmm_floor_s"] = seconds_per_call(lambda: _bare_spmm(prop.adj, x.detach(), 2 * prop.layers),
                                                batches, device)
 
-    out["eval_s"] = seconds_per_call(lambda: evaluate(net, ds, "valid"), EVAL_CALLS, device)
-    truth = ds.csr("valid")
-    users = torch.from_numpy(np.flatnonzero(np.diff(truth.indptr) > 0)).to(device)
-    net.eval()
-    with torch.no_grad():
-        emb = net()
+    if "eval" in which:
+        out["eval_s"] = seconds_per_call(lambda: evaluate(net, ds, "valid"), EVAL_CALLS, device)
+        truth = ds.csr("valid")
+        users = torch.from_numpy(np.flatnonzero(np.diff(truth.indptr) > 0)).to(device)
+        net.eval()
+        with torch.no_grad():
+            emb = net()
 
-        def matmul_topk() -> None:
-            for start in range(0, len(users), EVAL_BATCH):
-                torch.topk(emb.user[users[start:start + EVAL_BATCH]] @ emb.item.T, 20, dim=1)
+            def matmul_topk() -> None:
+                for start in range(0, len(users), EVAL_BATCH):
+                    torch.topk(emb.user[users[start:start + EVAL_BATCH]] @ emb.item.T, 20, dim=1)
 
-        out["eval_floor_s"] = seconds_per_call(matmul_topk, EVAL_CALLS, device)
-    out["eval_users"] = len(users)
+            out["eval_floor_s"] = seconds_per_call(matmul_topk, EVAL_CALLS, device)
+        out["eval_users"] = len(users)
     return out
 
 
