@@ -121,3 +121,13 @@ def test_significance_against_best_validation_baseline(small_benchmark):
     assert sig["p (Wilcoxon)"].item() == pytest.approx(ref.pvalue)
     assert sig["p (t-test)"].item() == pytest.approx(sps.ttest_rel(a, b).pvalue)
     assert compare_runs(res.records["vbpr"], res.records[base], "recall@20", res.results_dir).n == len(users)
+
+
+def test_budget_extra_overrides_reach_the_model_and_the_table(toy, tmp_path):
+    budget = bm.Budget(dataset="toy", labels=("lightgcn",), seeds=(1,), train={"epochs": 1}, tune=False)
+    base = replace(get_profile("quick"), dim=16)
+    res = budget.run(toy, base, results_dir=tmp_path, extra={"lightgcn": {"reg": 0.5}})
+    assert res.records["lightgcn"][0]["model_config"]["reg"] == 0.5
+    assert bm.results_table(res).loc[0, "config"] == "reg=0.5"
+    plain = budget.run(toy, base, results_dir=tmp_path)
+    assert bm.results_table(plain).loc[0, "config"] == "defaults"
