@@ -108,7 +108,7 @@ class GraphAttentionBranch(nn.Module):
         self.register_buffer("edge_index", with_self_loops(knn_graph(features, k)), persistent=False)
         self.proj = nn.Linear(features.shape[1], dim)
         self.gats = nn.ModuleList(SparseGATConv(dim, dim // heads, heads=heads, concat=True, negative_slope=0.2,
-                                          dropout=dropout, add_self_loops=False) for _ in range(layers))
+                                                dropout=dropout, add_self_loops=False) for _ in range(layers))
 
     def forward(self, targets: Tensor | None = None, upto: int | None = None) -> Tensor:
         """The view after all GAT layers (or the input of layer `upto`) of every node, or of
