@@ -344,7 +344,8 @@ def per_seed(result: BenchmarkResult, metrics: tuple[str, ...] = TABLE_METRICS) 
 
 def efficiency(result: BenchmarkResult) -> pd.DataFrame:
     """Per run: training seconds per epoch, evaluation seconds, peak RSS, epochs, parameters, and the
-    commit and date the run was made at."""
+    commit and date the run was made at. Takes any result with `records` (label -> run records),
+    e.g. an `ablations.AblationResult` too."""
     rows = [{"model": label, "seed": r["seed"], "s/epoch": r["train_seconds_per_epoch"],
              "eval s": r["eval_seconds"], "peak RSS MB": r["peak_rss_mb"], "epochs run": r["epochs_run"],
              "best epoch": r["best_epoch"], "parameters": r["n_parameters"], "commit": r["git_commit"],

@@ -9,10 +9,11 @@ import pytest
 import torch
 from torch_geometric.nn import GATConv
 
-from recgoat_lib.ablations import (ABLATIONS, REFERENCE, SWEEPS, AblationResult, ablation_table, missing_features,
-                                   plot_sweeps, run_ablations, run_sweeps, sweep_choice)
-from recgoat_lib.benchmark import Benchmark
-from recgoat_lib.config import Profile
+from recgoat_lib.ablations import (ABLATIONS, REAL_TEXT_VARIANTS, REFERENCE, SWEEPS, AblationResult, ablation_table,
+                                   missing_features, plot_sweeps, run_ablations, run_budget_ablations, run_sweeps,
+                                   sweep_choice)
+from recgoat_lib.benchmark import Benchmark, Budget
+from recgoat_lib.config import Profile, get_profile
 from recgoat_lib.data import Dataset
 from recgoat_lib.models import build_model, make_config
 from recgoat_lib.models.recgoat import RecGOAT, RecGOATConfig
@@ -160,6 +161,32 @@ def test_runs_share_the_full_models_runs_and_plot(tmp_path):
     plt.close(fig)
     with pytest.raises(ValueError, match="n_seeds"):
         run_sweeps(bench, {"knn_k": (4,)}, n_seeds=3)
+
+
+def test_real_text_variants_all_run_on_a_text_only_dataset():
+    ds = small_dataset()
+    text_only = replace(ds, item_features={"text": ds.item_features["text"]})
+    assert {n for n in ABLATIONS if missing_features(text_only, ABLATIONS[n].entry(), ("text",))} == {"image only"}
+    assert "image only" not in REAL_TEXT_VARIANTS and "text only" not in REAL_TEXT_VARIANTS
+    assert REFERENCE in REAL_TEXT_VARIANTS
+
+
+def test_budget_ablations_train_under_the_budget_and_share_the_benchmarks_runs(tmp_path):
+    ds = small_dataset()
+    budget = Budget(dataset=ds.name, labels=("recgoat",), seeds=(0, 1, 2),
+                    train={"epochs": 1, "batch_size": 64, "eval_every": 1, "patience": 1}, tune=False)
+    result = run_budget_ablations(budget, (REFERENCE, "w/o CMCL"), seeds=(1,), ds=ds, results_dir=tmp_path)
+    assert [[r["seed"] for r in recs] for recs in result.records.values()] == [[1], [1]]
+    for recs in result.records.values():
+        assert recs[0]["train"]["epochs"] == 1 and recs[0]["train"]["batch_size"] == 64
+        assert recs[0]["model_config"]["dim"] == get_profile("paper").dim
+    stored = sorted((tmp_path / "runs").glob("*.json"))
+    assert len(stored) == 2
+    check = replace(budget, seeds=(1,)).run(ds, get_profile("paper"), tmp_path)
+    assert check.records["recgoat"][0]["key"] == result.records[REFERENCE][0]["key"]
+    again = run_budget_ablations(budget, (REFERENCE, "w/o CMCL"), seeds=(1,), ds=ds, results_dir=tmp_path)
+    assert sorted((tmp_path / "runs").glob("*.json")) == stored  # served from the cache, nothing retrained
+    assert again.records["w/o CMCL"][0]["test"] == result.records["w/o CMCL"][0]["test"]
 
 
 def test_sweep_grids_cover_the_issue_parameters_and_are_valid():
