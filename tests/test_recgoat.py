@@ -109,6 +109,23 @@ def test_every_trainable_parameter_gets_a_gradient(ds, overrides):
     assert {"bpr", "reg", "cl", "cl_ui", "cl_modality"} <= set(parts)
 
 
+def test_zero_cl_weight_skips_cmcl_with_the_same_loss_and_gradients(ds):
+    """w/o CMCL computes no InfoNCE term, and trains exactly as the full loss weighted by 0 would."""
+    def grads(m, loss):
+        m.zero_grad()
+        loss.backward()
+        return {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
+
+    off, on = model(ds, cl_weight=0.0).eval(), model(ds, cl_weight=0.5).eval()  # same initial weights
+    parts_off, parts_on = off.loss(*batch(ds)), on.loss(*batch(ds))
+    assert "cl" not in parts_off and "cl" in parts_on
+    torch.testing.assert_close(parts_off["loss"], parts_on["bpr"] + parts_on["reg"])
+    g_off, g_on = grads(off, parts_off["loss"]), grads(on, parts_on["bpr"] + parts_on["reg"])
+    assert g_off.keys() == g_on.keys()
+    for name in g_off:
+        torch.testing.assert_close(g_off[name], g_on[name])
+
+
 def test_no_gradient_reaches_the_plan(ds):
     m = model(ds)
     emb = m()

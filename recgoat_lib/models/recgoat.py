@@ -218,6 +218,9 @@ class RecGOAT(Recommender):
         bpr = bpr_loss(u, p, n)
         ego = self.embedding.weight
         reg = c.reg * l2_reg(ego[users], ego[self.n_users + pos], ego[self.n_users + neg])
+        logged = {k: v for k, v in emb.extras.items() if k.startswith(LOGGED_EXTRAS)}
+        if c.cl_weight == 0:  # no CMCL: skip the InfoNCE terms (half a step's cost) instead of weighting them by 0
+            return {"loss": bpr + reg, "bpr": bpr, "reg": reg, **logged}
 
         cl_ui = info_nce(u, p, c.cl_temperature)
         items = torch.unique(torch.cat([pos, neg]))
@@ -229,7 +232,6 @@ class RecGOAT(Recommender):
         if c.cl_sign == "released":
             cl_mod = 1.0 - cl_mod
         cl = (1.0 - c.cl_modality_share) * cl_ui + c.cl_modality_share * cl_mod
-        logged = {k: v for k, v in emb.extras.items() if k.startswith(LOGGED_EXTRAS)}
         return {"loss": bpr + reg + c.cl_weight * cl, "bpr": bpr, "reg": reg, "cl": cl,
                 "cl_ui": cl_ui, "cl_modality": cl_mod, **logged}
 
