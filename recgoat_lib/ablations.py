@@ -172,7 +172,7 @@ def ablation_table(result: AblationResult, metrics: tuple[str, ...] = ("recall@2
         for m in metrics:
             v = np.array([r["test"][m] for r in recs])
             row[f"{m} mean"] = v.mean()
-            row[f"{m} std"] = v.std(ddof=1) if len(v) > 1 else 0.0
+            row[f"{m} std"] = v.std(ddof=1) if len(v) > 1 else np.nan  # undefined for one seed, not 0
             row[f"{m} diff"] = v.mean() - ref_means[m]
         if name != REFERENCE:
             t = compare_runs(recs, ref, test_metric, results_dir)
