@@ -219,7 +219,7 @@ class RecGOAT(Recommender):
         ego = self.embedding.weight
         reg = c.reg * l2_reg(ego[users], ego[self.n_users + pos], ego[self.n_users + neg])
         logged = {k: v for k, v in emb.extras.items() if k.startswith(LOGGED_EXTRAS)}
-        if c.cl_weight == 0:  # no CMCL: skip the InfoNCE terms (half a step's cost) instead of weighting them by 0
+        if c.cl_weight == 0:  # no CMCL: skip the InfoNCE terms (most of a step) instead of weighting them by 0
             return {"loss": bpr + reg, "bpr": bpr, "reg": reg, **logged}
 
         cl_ui = info_nce(u, p, c.cl_temperature)
