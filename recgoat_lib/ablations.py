@@ -1,7 +1,7 @@
 """Ablations and sensitivity of RecGOAT: which parts matter, and how fragile is the model?
 
 Every ablation is a config of the one RecGOAT model (overrides of `RecGOATConfig` and of
-`TrainConfig`), never a copy of it, run through the benchmark's protocol (`Benchmark.run_one`:
+`TrainConfig`), never a copy of it, run through the benchmark's protocol (`Benchmark.run_points`:
 same profile, seeds and results cache). Two groups:
 
 - components: remove one part of the model (OAT, CMCL, modality GAT, user LM branch, LM
@@ -28,7 +28,7 @@ from .benchmark import SPORTS_TEXT_CHECK, TUNE_METRIC, Benchmark, Budget, Entry,
 from .config import get_profile
 from .data import Dataset, load_dataset
 from .models import make_config
-from .results import RESULTS_DIR
+from .runner import RESULTS_DIR
 from .stats import compare_runs
 
 MODEL = "recgoat"
@@ -148,7 +148,7 @@ def run_ablations(bench: Benchmark, names: list[str] | tuple[str, ...] = tuple(A
         if reason is not None:
             missing[name] = reason
             continue
-        records[name] = [bench.run_one(entry, {}, seed) for seed in bench.profile.seeds]
+        records[name] = bench.run_points(entry, [{}], bench.profile.seeds)[0]
     if REFERENCE in missing:
         raise ValueError(f"the full model cannot run on {bench.ds.name}: {missing[REFERENCE]}")
     return AblationResult(records, missing)
@@ -211,13 +211,12 @@ def run_sweeps(bench: Benchmark, grid: dict[str, tuple], n_seeds: int,
     for param, values in grid.items():
         default = sweep_default(bench, param, base)
         points += [(param, v, v == default) for v in sorted(set(values) | {default})]
-    rows = []
-    for param, value, is_default in tqdm(points, desc="sweeps"):
-        for seed in bench.profile.seeds[:n_seeds]:
-            r = bench.run_one(entry, {param: value}, seed)
-            rows.append({"parameter": param, "value": value, "default": is_default, "seed": seed,
-                         **{f"valid {m}": r["valid"][m] for m in ("recall@20", "ndcg@20")},
-                         **{f"test {m}": r["test"][m] for m in ("recall@20", "ndcg@20")}})
+    seeds = bench.profile.seeds[:n_seeds]
+    runs = bench.run_points(entry, [{param: value} for param, value, _ in points], seeds)
+    rows = [{"parameter": param, "value": value, "default": is_default, "seed": seed,
+             **{f"valid {m}": r["valid"][m] for m in ("recall@20", "ndcg@20")},
+             **{f"test {m}": r["test"][m] for m in ("recall@20", "ndcg@20")}}
+            for (param, value, is_default), recs in zip(points, runs) for seed, r in zip(seeds, recs)]
     return pd.DataFrame(rows)
 
 

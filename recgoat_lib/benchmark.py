@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from .config import Profile
 from .data import DataError, Dataset
 from .models import make_config, model_class
-from .results import RESULTS_DIR, run, spec
+from .runner import RESULTS_DIR, run_many, spec
 from .stats import compare_runs
 
 FEATURE_MODALITIES = ("image", "text")
@@ -122,26 +122,26 @@ class Benchmark:
 
     def __init__(self, ds: Dataset, profile: Profile, results_dir: Path = RESULTS_DIR,
                  modalities: tuple[str, ...] | None = None, tune: bool = True,
-                 extra: dict[str, dict[str, Any]] | None = None):
-        """`tune=False` runs each entry's defaults; `extra[label]` adds fixed overrides to an entry."""
+                 extra: dict[str, dict[str, Any]] | None = None, **run_options: Any):
+        """`tune=False` runs each entry's defaults; `extra[label]` adds fixed overrides to an entry;
+        `run_options` go to `runner.run_many` (executor, address, threads)."""
         self.ds, self.profile, self.results_dir, self.tune_grid = ds, profile, results_dir, tune
         self.extra = extra or {}
+        self.run_options = run_options
         self.modalities = feature_modalities(ds) if modalities is None else modalities
-        self._done: dict[str, dict[str, Any]] = {}
 
     def overrides(self, entry: Entry, point: dict[str, Any]) -> dict[str, Any]:
         """The model config overrides of one run: the dataset's modalities unless the entry fixes its own."""
         own = {"modalities": self.modalities} if entry.uses_features else {}
         return {"dim": self.profile.dim, **own, **entry.fixed, **self.extra.get(entry.label, {}), **point}
 
-    def run_one(self, entry: Entry, point: dict[str, Any], seed: int) -> dict[str, Any]:
-        s = spec(self.ds.name, entry.model, replace(self.profile.train, **entry.train), seed,
-                 **self.overrides(entry, point))
-        key = s.key(self.ds.checksum())
-        if key not in self._done:
-            reset_peak_memory()
-            self._done[key] = run(s, self.ds, use_cache=self.profile.use_cache, results_dir=self.results_dir)
-        return self._done[key]
+    def run_points(self, entry: Entry, points: list[dict[str, Any]], seeds: tuple[int, ...]) -> list[list[dict]]:
+        """Records of every (point, seed), one list per point, trained in one `run_many` call."""
+        specs = [spec(self.ds.name, entry.model, replace(self.profile.train, **entry.train), seed,
+                      **self.overrides(entry, point)) for point in points for seed in seeds]
+        recs = run_many(specs, self.ds, cache=self.profile.use_cache, results_dir=self.results_dir,
+                        progress=False, **self.run_options)
+        return [recs[i * len(seeds):(i + 1) * len(seeds)] for i in range(len(points))]
 
     def missing_features(self, entry: Entry) -> str | None:
         """Why an entry cannot run on this dataset, or None when it can."""
@@ -159,12 +159,11 @@ class Benchmark:
     def tune(self, entry: Entry) -> tuple[dict[str, Any], pd.DataFrame]:
         """Try every grid point on `TUNE_SEEDS` seeds; choose the best mean validation Recall@20.
         With tuning off, the single point is the model's defaults."""
-        rows = []
-        for point in grid_points(self.profile.name, entry.label) if self.tune_grid else [{}]:
-            recs = [self.run_one(entry, point, seed) for seed in self.profile.seeds[:TUNE_SEEDS]]
-            rows.append({"model": entry.label, "config": format_point(point),
-                         f"valid {TUNE_METRIC}": float(np.mean([r["valid"][TUNE_METRIC] for r in recs])),
-                         "point": point})
+        points = grid_points(self.profile.name, entry.label) if self.tune_grid else [{}]
+        runs = self.run_points(entry, points, self.profile.seeds[:TUNE_SEEDS])
+        rows = [{"model": entry.label, "config": format_point(point),
+                 f"valid {TUNE_METRIC}": float(np.mean([r["valid"][TUNE_METRIC] for r in recs])), "point": point}
+                for point, recs in zip(points, runs)]
         log = pd.DataFrame(rows)
         best = int(log[f"valid {TUNE_METRIC}"].to_numpy().argmax())
         log["chosen"] = np.arange(len(log)) == best
@@ -189,7 +188,7 @@ class Benchmark:
                 point, log = self.tune(entry)
                 chosen[label] = {**self.extra.get(label, {}), **point}  # shown as the entry's config
                 logs.append(log)
-            records[label] = [self.run_one(entry, chosen[label], s) for s in self.profile.seeds]
+            records[label] = self.run_points(entry, [chosen[label]], self.profile.seeds)[0]
         tuning = pd.concat(logs, ignore_index=True).drop(columns="point") if logs else pd.DataFrame()
         return BenchmarkResult(self.ds.name, self.profile.name, records, chosen, tuning, missing,
                                self.modalities, self.results_dir)
@@ -261,14 +260,6 @@ def main(argv: list[str] | None = None) -> None:
 
 def format_point(point: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in point.items()) or "defaults"
-
-
-def reset_peak_memory() -> None:
-    """Reset the process's peak-RSS counter (Linux), so each run's recorded peak is its own."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 def best_baseline(result: BenchmarkResult, target: str = TARGET) -> str | None:

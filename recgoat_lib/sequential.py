@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import hashlib
 import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, replace
@@ -111,6 +112,17 @@ class SequenceData:
             if len(lab) and np.any(np.diff(lab) < 0):
                 raise DataError(f"dataset '{ds.name}': user {u}'s split labels are not in time order "
                                 f"(train before valid before test); build it with leave_one_out(ds)")
+
+    def checksum(self) -> str:
+        """sha256 over the sequences, their split labels, `max_len` and the LM views: what a run saw."""
+        h = hashlib.sha256(f"{self.name}:{self.n_users}:{self.n_items}:{self.max_len}".encode())
+        for items, labels in zip(self.items, self.labels):
+            h.update(items.tobytes())
+            h.update(labels.tobytes())
+        for k in sorted(self.views):
+            h.update(k.encode())
+            h.update(np.ascontiguousarray(self.views[k]).tobytes())
+        return h.hexdigest()[:16]
 
     def train_examples(self) -> tuple[Tensor, Tensor]:
         """(inputs, targets) [n, max_len]: each training sequence shifted by one position."""

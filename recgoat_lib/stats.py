@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
-from .results import RESULTS_DIR, per_user
+from .runner import RESULTS_DIR, per_user
 
 
 @dataclass(frozen=True)

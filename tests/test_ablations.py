@@ -42,7 +42,7 @@ def small_dataset(n_users: int = 30, n_items: int = 24, seed: int = 1) -> Datase
 
 
 def bench_for(ds: Dataset, tmp_path, seeds=(0, 1)) -> Benchmark:
-    profile = Profile(name="quick", datasets=(ds.name,), seeds=seeds, dim=DIM, use_cache=False,
+    profile = Profile(name="quick", datasets=(ds.name,), seeds=seeds, dim=DIM, use_cache=True,
                       train=TrainConfig(epochs=2, batch_size=64, eval_every=1, patience=2, progress=False))
     return Benchmark(ds, profile, results_dir=tmp_path)
 
@@ -103,12 +103,12 @@ def test_variants_that_need_absent_features_are_reported(tmp_path):
 
 def fake_records(tmp_path, name: str, per_user: list[np.ndarray], metric="recall@20"):
     """Run records whose per-user test metric is given (one array per seed), saved as the store does."""
-    (tmp_path / "runs").mkdir(exist_ok=True)
+    (tmp_path / "runs" / "fake").mkdir(parents=True, exist_ok=True)
     recs = []
     for seed, values in enumerate(per_user):
         key = f"{name.replace(' ', '_').replace('/', '')}_{seed}"
-        np.savez_compressed(tmp_path / "runs" / f"{key}.npz", users=np.arange(len(values)), **{metric: values})
-        recs.append({"key": key, "seed": seed, "test": {metric: float(values.mean())}})
+        np.savez_compressed(tmp_path / "runs" / "fake" / f"{key}.npz", users=np.arange(len(values)), **{metric: values})
+        recs.append({"key": key, "dataset": "fake", "seed": seed, "test": {metric: float(values.mean())}})
     return recs
 
 
@@ -155,11 +155,11 @@ def test_runs_share_the_full_models_runs_and_plot(tmp_path):
     result = run_ablations(bench, [REFERENCE, "w/o CMCL"])
     assert [len(r) for r in result.records.values()] == [2, 2] and not result.missing
     assert result.records["w/o CMCL"][0]["model_config"]["cl_weight"] == 0.0
-    n_done = len(bench._done)
+    n_done = len(list(tmp_path.rglob("runs/*/*.json")))
     frame = run_sweeps(bench, {"knn_k": (4,), "gat_layers": (0, 1)}, n_seeds=2)
     assert sorted(frame.groupby("parameter")["value"].unique().map(list).sum()) == [0, 1, 4, 20]
     assert frame["default"].sum() == 4  # knn_k = 20 and gat_layers = 1, two seeds each
-    assert len(bench._done) == n_done + 4  # the default points were the full model's runs, not retrained
+    assert len(list(tmp_path.rglob("runs/*/*.json"))) == n_done + 4  # the default points: the full model's runs
     full = frame[frame["default"] & (frame["seed"] == 0)].iloc[0]
     assert full["test recall@20"] == result.records[REFERENCE][0]["test"]["recall@20"]
     fig = plot_sweeps(frame)
@@ -186,12 +186,12 @@ def test_budget_ablations_train_under_the_budget_and_share_the_benchmarks_runs(t
     for recs in result.records.values():
         assert recs[0]["train"]["epochs"] == 1 and recs[0]["train"]["batch_size"] == 64
         assert recs[0]["model_config"]["dim"] == get_profile("paper").dim
-    stored = sorted((tmp_path / "runs").glob("*.json"))
+    stored = sorted((tmp_path / "runs" / ds.name).glob("*.json"))
     assert len(stored) == 2
     check = replace(budget, seeds=(1,)).run(ds, get_profile("paper"), tmp_path)
     assert check.records["recgoat"][0]["key"] == result.records[REFERENCE][0]["key"]
     again = run_budget_ablations(budget, (REFERENCE, "w/o CMCL"), seeds=(1,), ds=ds, results_dir=tmp_path)
-    assert sorted((tmp_path / "runs").glob("*.json")) == stored  # served from the cache, nothing retrained
+    assert sorted((tmp_path / "runs" / ds.name).glob("*.json")) == stored  # served from the cache, nothing retrained
     assert again.records["w/o CMCL"][0]["test"] == result.records["w/o CMCL"][0]["test"]
 
 

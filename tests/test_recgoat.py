@@ -10,7 +10,7 @@ from recgoat_lib.alignment import alignment, pair_retrieval, uniformity, view_ge
 from recgoat_lib.data import DataError, Dataset
 from recgoat_lib.models import build_model, make_config
 from recgoat_lib.models.base import info_nce
-from recgoat_lib.models.recgoat import RecGOAT, RecGOATConfig, compare_variants
+from recgoat_lib.models.recgoat import RecGOAT, RecGOATConfig
 from recgoat_lib.ot import sinkhorn_log, sinkhorn_scaling
 from recgoat_lib.train import TrainConfig, seed_everything, train
 
@@ -242,14 +242,3 @@ def test_alignment_and_uniformity():
     assert table.query("measure == 'alignment'").set_index("views").loc["a-c", "value"] == pytest.approx(4.0)
     assert pair_retrieval(x, 2 * x) == 1.0 and pair_retrieval(x, -x) == 0.0
     assert pair_retrieval(x, x[torch.randperm(200, generator=torch.Generator().manual_seed(1))]) < 0.05
-
-
-def test_compare_variants_trains_each_variant_and_seed(ds):
-    cfg = TrainConfig(epochs=1, batch_size=128, progress=False)
-    variants = {"lightgcn": ("lightgcn", {"dim": 16}), "recgoat text": ("recgoat", {"dim": 16, "knn_k": 4,
-                                                                                   "modalities": ("text",)})}
-    table, kept = compare_variants(ds, variants, cfg, seeds=(0, 1), keep_seed=1)
-    assert table[["variant", "seed"]].values.tolist() == [["lightgcn", 0], ["lightgcn", 1],
-                                                          ["recgoat text", 0], ["recgoat text", 1]]
-    assert table["recall@20"].between(0, 1).all() and set(kept) == set(variants)
-    assert isinstance(kept["recgoat text"], RecGOAT)

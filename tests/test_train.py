@@ -1,14 +1,12 @@
 """Trainer: negative sampling, determinism, early stopping, resuming, released-code switches, result cache."""
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from recgoat_lib import results
 from recgoat_lib.models import build_model, make_config
 from recgoat_lib.train import NegativeSampler, TrainConfig, seed_everything, train
 
@@ -76,15 +74,3 @@ def test_bad_train_config():
         make_config("bpr", width=3)
 
 
-def test_result_cache_hit_and_invalidation(toy, tmp_path):
-    s = results.spec("toy", "bpr", FAST, 0, dim=16)
-    first = results.run(s, toy, results_dir=tmp_path)
-    again = results.run(s, toy, results_dir=tmp_path)
-    assert again == json.loads((tmp_path / "runs" / f"{first['key']}.json").read_text())
-    assert first["test"] == again["test"]
-    assert results.spec("toy", "bpr", FAST, 1, dim=16).key(toy.checksum()) != first["key"]
-    assert results.spec("toy", "bpr", FAST, 0, dim=32).key(toy.checksum()) != first["key"]
-    assert s.key("other-data") != first["key"]
-    pu = results.per_user(first, tmp_path)
-    assert pu["recall@20"].mean() == pytest.approx(first["test"]["recall@20"], rel=1e-6)
-    assert first["dataset_checksum"] == toy.checksum() and first["git_commit"]

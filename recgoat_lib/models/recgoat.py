@@ -19,20 +19,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from ..data import DataError, Dataset
 from ..graphs import in_neighbourhood, knn_graph, to_torch_sparse, user_item_adjacency, with_self_loops
 from ..ot import SINKHORN_METHODS, dimension_cost, plan_diagnostics, transport_plan
-from ..train import TrainConfig, seed_everything, train
-from . import build_model, make_config
 from .base import Embeddings, Recommender, bpr_loss, info_nce, l2_reg
 from .gat import SparseGATConv
 from .lightgcn import LightGCNPropagation
@@ -262,24 +257,3 @@ class RecGOAT(Recommender):
             return module.attention()
         finally:
             self.train(was_training)
-
-
-def compare_variants(ds: Dataset, variants: dict[str, tuple[str, dict[str, Any]]], train_config: TrainConfig,
-                     seeds: tuple[int, ...], keep_seed: int | None = None) -> tuple[pd.DataFrame, dict[str, Recommender]]:
-    """Train each named variant (registered model name, config overrides) once per seed.
-
-    Returns one row per (variant, seed) with the validation-selected test metrics, and the
-    trained models of `keep_seed` (state after the last epoch) for the notebooks' analyses.
-    """
-    rows, kept = [], {}
-    jobs = [(name, seed) for name in variants for seed in seeds]
-    for name, seed in tqdm(jobs, desc="variants x seeds"):
-        model_name, overrides = variants[name]
-        seed_everything(seed)
-        model = build_model(model_name, ds, make_config(model_name, **overrides))
-        res = train(model, ds, train_config, seed)
-        rows.append({"variant": name, "seed": seed, **{m: res.test[m] for m in ("recall@20", "ndcg@20")},
-                     "best_epoch": res.best_epoch, "s_per_epoch": res.train_seconds_per_epoch})
-        if seed == keep_seed:
-            kept[name] = model
-    return pd.DataFrame(rows), kept

@@ -1,0 +1,178 @@
+"""The runner: honest cache keys, records, bad input, variants, the sequential protocol, Ray."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from recgoat_lib import runner
+from recgoat_lib.models.recgoat import RecGOAT
+from recgoat_lib.runner import RunnerError, run, run_many, run_variants, spec
+from recgoat_lib.train import TrainConfig
+
+from test_recgoat import tiny_dataset
+
+FAST = TrainConfig(epochs=2, batch_size=512, eval_every=1, patience=2, progress=False)
+
+
+def test_cache_hit_and_invalidation(toy, tmp_path, one_thread):
+    s = spec("toy", "bpr", FAST, 0, dim=16)
+    first = run(s, toy, results_dir=tmp_path)
+    path = tmp_path / "runs" / "toy" / f"{first['key']}.json"
+    mtime = path.stat().st_mtime_ns
+    again = run(s, toy, results_dir=tmp_path)
+    assert again == json.loads(path.read_text()) and path.stat().st_mtime_ns == mtime  # read back, not retrained
+    assert spec("toy", "bpr", FAST, 1, dim=16).key(toy.checksum()) != first["key"]
+    assert spec("toy", "bpr", FAST, 0, dim=32).key(toy.checksum()) != first["key"]
+    assert s.key("other-data") != first["key"]
+    assert s.key(toy.checksum(), code="other-code") != first["key"]
+    pu = runner.per_user(first, tmp_path)
+    assert pu["recall@20"].mean() == pytest.approx(first["test"]["recall@20"], rel=1e-6)
+    assert first["dataset_checksum"] == toy.checksum() and first["code"] == runner.code_fingerprint()
+    assert first["git_commit"] and first["git_dirty"] in (True, False, None)
+
+
+def test_code_fingerprint_follows_every_source_file(tmp_path):
+    pkg = tmp_path / "recgoat_lib"
+    shutil.copytree(runner.PACKAGE_DIR, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    before = runner.code_fingerprint.__wrapped__(pkg)
+    assert before == runner.code_fingerprint()
+    with (pkg / "models" / "lightgcn.py").open("a") as fh:
+        fh.write("\n# a comment is a change too\n")
+    assert runner.code_fingerprint.__wrapped__(pkg) != before
+
+
+EDITED_RUN = """
+import json, sys
+from pathlib import Path
+from recgoat_lib.runner import run, spec
+from recgoat_lib.toy import make_toy
+from recgoat_lib.train import TrainConfig
+rec = run(spec("toy", "lightgcn", TrainConfig(epochs=2, batch_size=512, progress=False), 0, dim=16),
+          make_toy(seed=2025), results_dir=Path(sys.argv[1]), threads=1)
+print(json.dumps({"key": rec["key"], "recall": rec["test"]["recall@20"]}))
+"""
+
+
+def test_edited_library_is_a_cache_miss(tmp_path):
+    """The bug this key fixes: with LightGCN's propagation patched out, the old key served the
+    unpatched Recall@20. The same spec run by an edited copy of the library must train anew."""
+    code = tmp_path / "code"
+    shutil.copytree(runner.PACKAGE_DIR, code / "recgoat_lib", ignore=shutil.ignore_patterns("__pycache__"))
+    results = tmp_path / "results"
+    env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": "1"}
+
+    def run_copy() -> dict:
+        out = subprocess.run([sys.executable, "-c", EDITED_RUN, str(results)], env=env, cwd=tmp_path,
+                             capture_output=True, text=True, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    original = run_copy()
+    lgcn = code / "recgoat_lib" / "models" / "lightgcn.py"
+    source = lgcn.read_text()
+    assert "out = self.propagate(self.embedding.weight)" in source
+    lgcn.write_text(source.replace("out = self.propagate(self.embedding.weight)", "out = self.embedding.weight"))
+    patched = run_copy()
+    assert patched["key"] != original["key"]
+    assert patched["recall"] != original["recall"]
+    assert len(list((results / "runs" / "toy").glob("*.json"))) == 2
+
+
+def test_corrupt_record_is_named_and_kept(tiny, tmp_path):
+    s = spec("tiny", "bpr", FAST, 0, dim=8)
+    path = runner.record_path(tmp_path, "tiny", s.key(tiny.checksum()))
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    with pytest.raises(RunnerError, match="corrupt run record .*" + path.name):
+        run(s, tiny, results_dir=tmp_path)
+    assert path.read_text() == "{not json"
+
+
+def test_bad_specs_fail_before_training(toy, tiny, tmp_path):
+    with pytest.raises(KeyError, match="unknown model"):
+        spec("tiny", "nope", FAST, 0)
+    with pytest.raises(TypeError, match="unknown config keys"):
+        spec("tiny", "lightgcn", FAST, 0, width=3)
+    good = spec("tiny", "bpr", FAST, 0, dim=8)
+    needs_text = spec("tiny", "freedom", FAST, 0, dim=8, modalities=("text",))
+    wrong_data = spec("toy", "bpr", FAST, 0, dim=8)
+    with pytest.raises(RunnerError) as err:
+        run_many([good, needs_text, wrong_data], tiny, results_dir=tmp_path)
+    assert "text" in str(err.value) and "'toy'" in str(err.value)
+    assert not (tmp_path / "runs").exists()  # nothing trained, not even the good spec
+    with pytest.raises(RunnerError, match="unknown executor"):
+        run_many([good], tiny, results_dir=tmp_path, executor="dask")
+
+
+def test_equal_specs_train_once_and_a_held_spec_is_refused(toy, tmp_path, one_thread):
+    s = spec("toy", "bpr", replace(FAST, epochs=1), 0, dim=8)
+    a, b = run_many([s, s], toy, cache=False, results_dir=tmp_path)
+    assert a is b and len(list(tmp_path.rglob("*.json"))) == 1
+    with runner.spec_lock(tmp_path, "toy", s.key(toy.checksum())):
+        with pytest.raises(RunnerError, match="being trained by another process"):
+            run(s, toy, cache=False, results_dir=tmp_path)
+
+
+def test_run_variants_keeps_models_and_serves_them_from_the_cache(tmp_path):
+    ds_small = tiny_dataset()
+    cfg = TrainConfig(epochs=1, batch_size=128, progress=False)
+    variants = {"lightgcn": ("lightgcn", {"dim": 16}),
+                "recgoat text": ("recgoat", {"dim": 16, "knn_k": 4, "modalities": ("text",)})}
+    table, kept = run_variants(ds_small, variants, cfg, seeds=(0, 1), results_dir=tmp_path, keep_seed=1)
+    assert table[["variant", "seed"]].values.tolist() == [["lightgcn", 0], ["lightgcn", 1],
+                                                          ["recgoat text", 0], ["recgoat text", 1]]
+    assert isinstance(kept["recgoat text"], RecGOAT) and not kept["recgoat text"].training
+    again, kept2 = run_variants(ds_small, variants, cfg, seeds=(0, 1), results_dir=tmp_path, keep_seed=1)
+    assert again.equals(table)
+    assert torch.equal(kept["lightgcn"].embedding.weight, kept2["lightgcn"].embedding.weight)
+    assert torch.equal(kept["recgoat text"].embedding.weight, kept2["recgoat text"].embedding.weight)
+
+
+def test_sequential_models_run_through_the_runner(toy, tmp_path, one_thread):
+    from recgoat_lib.sequential import SequenceData, leave_one_out
+    data = SequenceData(leave_one_out(toy), max_len=10)
+    s = spec("toy", "sasrec", TrainConfig(epochs=1, batch_size=256, progress=False), 0, dim=16)
+    rec = run(s, data, results_dir=tmp_path)
+    assert rec["protocol"] == "sequential" and rec["dataset_checksum"] == data.checksum()
+    assert runner.per_user(rec, tmp_path)["users"].shape[0] > 0
+    with pytest.raises(RunnerError, match="needs a SequenceData"):
+        run(s, toy, results_dir=tmp_path)
+
+
+def test_cli_takes_model_and_train_overrides(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(runner, "RESULTS_DIR", tmp_path)
+    with pytest.raises(SystemExit, match="unknown config keys"):
+        runner.main(["--dataset", "toy", "--models", "lightgcn", "--set", "width=2"])
+    with pytest.raises(SystemExit, match="epochs"):
+        runner.main(["--dataset", "toy", "--models", "lightgcn", "--train", "epochs=0"])
+    assert runner.parse_overrides(['modalities=["text"]', "lr=5e-3", "sinkhorn=log"]) == {
+        "modalities": ("text",), "lr": 0.005, "sinkhorn": "log"}
+
+
+def test_ray_executor_gives_the_serial_records(toy, tmp_path):
+    """Four toy specs on a two-worker local Ray equal the serial run (one thread each)."""
+    ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")
+    specs = [spec("toy", m, FAST, seed, dim=16) for m in ("bpr", "lightgcn") for seed in (0, 1)]
+    serial = run_many(specs, toy, results_dir=tmp_path / "serial", threads=1)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        parallel = run_many(specs, toy, results_dir=tmp_path / "ray", executor="ray", threads=1)
+    finally:
+        ray.shutdown()
+    for a, b in zip(serial, parallel):
+        assert a["key"] == b["key"] and a["test"] == b["test"] and a["valid"] == b["valid"]
+        assert np.array_equal(runner.per_user(a, tmp_path / "serial")["recall@20"],
+                              runner.per_user(b, tmp_path / "ray")["recall@20"])
+
+
+def test_ray_missing_says_how_to_install(tiny, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(RunnerError, match=r'pip install -e "\.\[ray\]"'):
+        run_many([spec("tiny", "bpr", FAST, 0, dim=8)], tiny, results_dir=tmp_path, executor="ray")
