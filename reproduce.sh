@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Set up, run every notebook, test. See README.md.
 #   ./reproduce.sh                      setup + run (quick profile)
-#   ./reproduce.sh setup                create .venv, install torch (CPU, pinned) then the project, register a kernel
+#   ./reproduce.sh setup                create .venv, install torch (CPU, pinned) then the project with its
+#                                       Ray extra (the Ray executor is tested), register a kernel
 #   ./reproduce.sh run [--profile quick|paper]
 #                                       execute notebooks/NN_*.ipynb in order with papermill
-#   ./reproduce.sh test                 setup (if needed) + pytest (library) + nbval (committed notebooks)
+#   ./reproduce.sh test                 setup (if needed) + pytest (library) + nbval (committed notebooks),
+#                                       from an empty toy results cache
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV=.venv
@@ -16,7 +18,7 @@ setup() {
   fi
   # torch first and pinned: the CPU build is on local disk; an unpinned torch pulls a multi-GB CUDA build.
   "$PY" -m pip install --quiet torch==2.13.0
-  "$PY" -m pip install --quiet -e .
+  "$PY" -m pip install --quiet -e ".[ray]"
   "$PY" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (recgoat)" >/dev/null
 }
 
@@ -44,6 +46,8 @@ run_notebooks() {
 }
 
 run_tests() {
+  # CI checks fresh numbers: start from an empty toy cache (real-data records are never removed).
+  rm -rf results/runs/toy results/checkpoints
   "$VENV/bin/pytest" tests -q -p no:cacheprovider
   "$VENV/bin/pytest" --nbval-lax --nbval-current-env -q -p no:cacheprovider notebooks/
 }

@@ -28,7 +28,7 @@ import subprocess
 from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator, Union
+from typing import Any, Callable, Iterator, Union
 
 import numpy as np
 import pandas as pd
@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .data import REPO_ROOT, DataError, Dataset
-from .models import build_model, make_config, model_class
+from .models import build_model, make_config, model_class, model_names
 from .models.dmesr import SEQUENTIAL_MODELS
 from .sequential import SequenceData, train_sequential
 from .train import TrainConfig, TrainResult, resolve_device, seed_everything, train
@@ -89,6 +89,8 @@ def model_config(model: str, **overrides: Any) -> Any:
             raise TypeError(f"{model}: unknown config keys {sorted(unknown)}; "
                             f"known: {sorted(f.name for f in fields(cfg_cls))}")
         return cfg_cls(**overrides)
+    if model not in model_names():
+        raise KeyError(f"unknown model {model!r}; known: {sorted([*model_names(), *SEQUENTIAL_MODELS])}")
     return make_config(model, **overrides)
 
 
@@ -228,18 +230,22 @@ def _build(s: RunSpec, data: RunData) -> torch.nn.Module:
 
 
 def train_spec(s: RunSpec, data: RunData, key: str, results_dir: Path, threads: int | None = None,
-               resume: bool = True, keep_state: bool = False) -> tuple[Record, dict[str, np.ndarray]]:
+               resume: bool = True, keep_state: bool = False,
+               on_eval: Callable[[int, Any], None] | None = None) -> tuple[Record, dict[str, np.ndarray]]:
     """Train one spec and return its record and per-user test metrics (nothing is written but the
     checkpoint, which lets an interrupted run resume, and the model state when `keep_state`).
+    `on_eval(epoch, model)` is called on the fresh model (epoch 0) and after every evaluation.
     Runs in the caller's process or in a Ray worker."""
     with torch_threads(threads):
         reset_peak_memory()
         model = _build(s, data)
-        ckpt = Path(results_dir) / "checkpoints" / f"{key}.pt" if resume else None
+        ckpt = Path(results_dir) / "checkpoints" / f"{key}.pt" if resume and on_eval is None else None
+        if on_eval is not None:
+            on_eval(0, model)
         if isinstance(data, SequenceData):
             res: TrainResult = train_sequential(model, data, s.train, s.seed)
         else:
-            res = train(model, data, s.train, s.seed, checkpoint=ckpt)
+            res = train(model, data, s.train, s.seed, checkpoint=ckpt, on_eval=on_eval)
         if keep_state:
             state = record_path(results_dir, s.dataset, key).with_suffix(".pt")
             state.parent.mkdir(parents=True, exist_ok=True)
@@ -262,10 +268,20 @@ def train_spec(s: RunSpec, data: RunData, key: str, results_dir: Path, threads: 
 
 
 def run(s: RunSpec, data: RunData, cache: bool = True, results_dir: Path = RESULTS_DIR,
-        threads: int | None = None, resume: bool = True) -> Record:
-    """Train and evaluate one spec, or read its record from the cache; returns the record."""
-    return run_many([s], data, cache=cache, results_dir=results_dir, threads=threads, resume=resume,
-                    progress=False)[0]
+        threads: int | None = None, resume: bool = True, keep_state: bool = False,
+        on_eval: Callable[[int, Any], None] | None = None) -> Record:
+    """Train and evaluate one spec, or read its record from the cache; returns the record.
+
+    With `on_eval` (a callback that records quantities over training, see `train_spec`) the spec is
+    always trained, since a cached record cannot replay the callback; its record is (re)written."""
+    if on_eval is None:
+        return run_many([s], data, cache=cache, results_dir=results_dir, threads=threads, resume=resume,
+                        progress=False, keep_state=keep_state)[0]
+    check_specs([s], data)
+    key = s.key(data_checksum(data))
+    with spec_lock(Path(results_dir), data.name, key):
+        rec, arrays = train_spec(s, data, key, Path(results_dir), threads, resume, keep_state, on_eval)
+        return read_record(save_record(rec, arrays, Path(results_dir)))
 
 
 def run_many(specs: list[RunSpec], data: RunData, cache: bool = True, results_dir: Path = RESULTS_DIR,
@@ -296,8 +312,7 @@ def run_many(specs: list[RunSpec], data: RunData, cache: bool = True, results_di
             runner = _run_serial if executor == "serial" else _run_ray
             finished = runner(todo, data, results_dir, threads, resume, keep_state, address, progress)
             for k, (rec, arrays) in finished:
-                save_record(rec, arrays, results_dir)
-                done[k] = rec
+                done[k] = read_record(save_record(rec, arrays, results_dir))  # as a later cache hit reads it
     return [done[k] for k in keys]
 
 
@@ -327,24 +342,34 @@ def _run_ray(todo: dict[str, RunSpec], data: RunData, results_dir: Path, threads
             yield k, ray.get(ready[0])
 
 
-def run_variants(data: RunData, variants: dict[str, tuple[str, dict[str, Any]]], train_config: TrainConfig,
-                 seeds: tuple[int, ...], cache: bool = True, results_dir: Path = RESULTS_DIR,
-                 keep_seed: int | None = None, **run_options: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Each named variant (registered model name, config overrides) once per seed, through `run_many`.
+@dataclass
+class Lineup:
+    """The runs of named variants over seeds: records per variant (in seed order) and, for the
+    kept seed, each variant's trained model."""
 
-    Returns one row per (variant, seed) with the validation-selected test metrics and the run's
-    key, and, for `keep_seed`, each variant's trained model (its state after the last epoch,
-    saved with the record so a cache hit returns the same model)."""
+    records: dict[str, list[Record]]
+    models: dict[str, Any]
+
+    def frame(self, metrics: tuple[str, ...] = ("recall@20", "ndcg@20"), label: str = "variant") -> pd.DataFrame:
+        """One row per (variant, seed): the validation-selected test metrics, best epoch, timing, key."""
+        return pd.DataFrame([{label: name, "seed": r["seed"], **{m: r["test"][m] for m in metrics},
+                              "best_epoch": r["best_epoch"], "s_per_epoch": r["train_seconds_per_epoch"],
+                              "key": r["key"]} for name, recs in self.records.items() for r in recs])
+
+
+def run_lineup(data: RunData, variants: dict[str, tuple[str, dict[str, Any]]], train_config: TrainConfig,
+               seeds: tuple[int, ...], cache: bool = True, results_dir: Path = RESULTS_DIR,
+               keep_seed: int | None = None, **run_options: Any) -> Lineup:
+    """Each named variant (registered model name, config overrides) once per seed, in one `run_many`
+    call; with `keep_seed`, each variant's model of that seed too (its state after the last epoch,
+    saved with the record so that a cache hit returns the same model)."""
     specs = {(name, seed): spec(data.name, model, train_config, seed, **overrides)
              for name, (model, overrides) in variants.items() for seed in seeds}
-    records = run_many(list(specs.values()), data, cache=cache, results_dir=results_dir,
-                       keep_state=keep_seed is not None, **run_options)
-    rows = [{"variant": name, "seed": seed, **{m: r["test"][m] for m in ("recall@20", "ndcg@20")},
-             "best_epoch": r["best_epoch"], "s_per_epoch": r["train_seconds_per_epoch"], "key": r["key"]}
-            for (name, seed), r in zip(specs, records)]
-    kept = {} if keep_seed is None else {
+    records = dict(zip(specs, run_many(list(specs.values()), data, cache=cache, results_dir=results_dir,
+                                       keep_state=keep_seed is not None, **run_options)))
+    models = {} if keep_seed is None else {
         name: trained_model(specs[(name, keep_seed)], data, results_dir) for name in variants}
-    return pd.DataFrame(rows), kept
+    return Lineup({name: [records[(name, seed)] for seed in seeds] for name in variants}, models)
 
 
 def trained_model(s: RunSpec, data: RunData, results_dir: Path = RESULTS_DIR) -> Any:

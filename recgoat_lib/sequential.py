@@ -7,8 +7,8 @@
 - `SequentialRecommender`: the small interface every sequential model implements;
 - `evaluate_sequential`: HR/NDCG@K by full ranking over all items minus the user's history,
   and the (optimistic, older) 100-sampled-negatives variant, labelled `sampled100_`;
-- `train_sequential` / `run_sequential`: next-item training with validation early stopping,
-  reusing `TrainConfig` and `TrainResult` from the general top-K trainer.
+- `train_sequential`: next-item training with validation early stopping, reusing `TrainConfig`
+  and `TrainResult` from the general top-K trainer; `runner.run` calls it for a sequential spec.
 """
 from __future__ import annotations
 
@@ -308,48 +308,3 @@ def train_sequential(model: SequentialRecommender, data: SequenceData, config: T
                        test_per_user=test.per_user, test_users=test.users, history=history,
                        train_seconds_per_epoch=float(np.mean(train_times)),
                        eval_seconds=float(np.mean(eval_times)), epochs_run=epoch)
-
-
-def run_sequential(model: str, data: SequenceData, train: TrainConfig, seed: int,
-                   label: str | None = None, **overrides: Any) -> dict[str, Any]:
-    """Build a sequential model by name ("sasrec", "dmesr") with config `overrides`, train it
-    from `seed` and return a record (config, test metrics, per-user test metrics, timings)."""
-    from .models.dmesr import SEQUENTIAL_MODELS
-    if model not in SEQUENTIAL_MODELS:
-        raise KeyError(f"unknown sequential model {model!r}; known: {sorted(SEQUENTIAL_MODELS)}")
-    cls = SEQUENTIAL_MODELS[model]
-    config = cls.Config(**overrides)
-    seed_everything(seed)
-    net = cls(data, config)
-    res = train_sequential(net, data, train, seed)
-    return {"label": label or model, "model": model, "model_config": asdict(config), "seed": seed,
-            "best_epoch": res.best_epoch, "epochs_run": res.epochs_run, "valid": res.valid, "test": res.test,
-            "per_user": res.test_per_user, "users": res.test_users,
-            "train_seconds_per_epoch": res.train_seconds_per_epoch,
-            "n_parameters": sum(p.numel() for p in net.parameters())}
-
-
-def records_frame(records: list[dict[str, Any]], metrics: tuple[str, ...]) -> pd.DataFrame:
-    """One row per run: label, seed, the chosen test metrics, best epoch and seconds per epoch."""
-    return pd.DataFrame([{"model": r["label"], "seed": r["seed"], **{m: r["test"][m] for m in metrics},
-                          "best_epoch": r["best_epoch"], "s_per_epoch": r["train_seconds_per_epoch"]}
-                         for r in records])
-
-
-def mean_std(frame: pd.DataFrame, metrics: tuple[str, ...], by: str = "model") -> pd.DataFrame:
-    """Mean and (sample) standard deviation over seeds of each metric, one row per `by` value,
-    in the order the values first appear."""
-    order = list(dict.fromkeys(frame[by]))
-    agg = frame.groupby(by)[list(metrics)].agg(["mean", "std"]).loc[order]
-    agg.columns = [f"{m} {s}" for m, s in agg.columns]
-    return agg.reset_index().assign(seeds=frame.groupby(by).size().loc[order].to_numpy())
-
-
-def seed_averaged(records: list[dict[str, Any]], label: str, metric: str) -> np.ndarray:
-    """Per-user `metric` of the runs labelled `label`, averaged over their seeds (for paired tests)."""
-    runs = [r for r in records if r["label"] == label]
-    if not runs:
-        raise KeyError(f"no runs labelled {label!r}; have {sorted({r['label'] for r in records})}")
-    if any(not np.array_equal(r["users"], runs[0]["users"]) for r in runs):
-        raise ValueError(f"runs of {label!r} were evaluated on different users")
-    return np.mean([r["per_user"][metric] for r in runs], axis=0)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import stats as sps
 
 from .runner import RESULTS_DIR, per_user
@@ -82,3 +83,12 @@ def compare_runs(a: list[dict[str, Any]], b: list[dict[str, Any]], metric: str =
     if not np.array_equal(ua, ub):
         raise ValueError("the two models were evaluated on different test users")
     return paired_test(va, vb)
+
+
+def mean_std(frame: pd.DataFrame, metrics: tuple[str, ...], by: str = "model") -> pd.DataFrame:
+    """Mean and (sample) standard deviation over seeds of each metric, one row per `by` value,
+    in the order the values first appear."""
+    order = list(dict.fromkeys(frame[by]))
+    agg = frame.groupby(by)[list(metrics)].agg(["mean", "std"]).loc[order]
+    agg.columns = [f"{m} {s}" for m, s in agg.columns]
+    return agg.reset_index().assign(seeds=frame.groupby(by).size().loc[order].to_numpy())

@@ -14,7 +14,7 @@ import torch
 
 from recgoat_lib import runner
 from recgoat_lib.models.recgoat import RecGOAT
-from recgoat_lib.runner import RunnerError, run, run_many, run_variants, spec
+from recgoat_lib.runner import RunnerError, run, run_many, run_lineup, spec
 from recgoat_lib.train import TrainConfig
 
 from test_recgoat import tiny_dataset
@@ -120,17 +120,19 @@ def test_equal_specs_train_once_and_a_held_spec_is_refused(toy, tmp_path, one_th
             run(s, toy, cache=False, results_dir=tmp_path)
 
 
-def test_run_variants_keeps_models_and_serves_them_from_the_cache(tmp_path):
+def test_run_lineup_keeps_models_and_serves_them_from_the_cache(tmp_path):
     ds_small = tiny_dataset()
     cfg = TrainConfig(epochs=1, batch_size=128, progress=False)
     variants = {"lightgcn": ("lightgcn", {"dim": 16}),
                 "recgoat text": ("recgoat", {"dim": 16, "knn_k": 4, "modalities": ("text",)})}
-    table, kept = run_variants(ds_small, variants, cfg, seeds=(0, 1), results_dir=tmp_path, keep_seed=1)
+    first = run_lineup(ds_small, variants, cfg, seeds=(0, 1), results_dir=tmp_path, keep_seed=1)
+    table, kept = first.frame(), first.models
     assert table[["variant", "seed"]].values.tolist() == [["lightgcn", 0], ["lightgcn", 1],
                                                           ["recgoat text", 0], ["recgoat text", 1]]
     assert isinstance(kept["recgoat text"], RecGOAT) and not kept["recgoat text"].training
-    again, kept2 = run_variants(ds_small, variants, cfg, seeds=(0, 1), results_dir=tmp_path, keep_seed=1)
-    assert again.equals(table)
+    second = run_lineup(ds_small, variants, cfg, seeds=(0, 1), results_dir=tmp_path, keep_seed=1)
+    again, kept2 = second.frame(), second.models
+    assert again.equals(table) and second.records == first.records
     assert torch.equal(kept["lightgcn"].embedding.weight, kept2["lightgcn"].embedding.weight)
     assert torch.equal(kept["recgoat text"].embedding.weight, kept2["recgoat text"].embedding.weight)
 

@@ -13,8 +13,9 @@ from torch import Tensor, nn
 
 from recgoat_lib.data import DataError, Dataset
 from recgoat_lib.models.dmesr import DMESR, SASRec, DMESRConfig, SASRecConfig
+from recgoat_lib.runner import per_user, run, spec
 from recgoat_lib.sequential import (PAD, SequenceData, SequentialRecommender, embed, evaluate_sequential,
-                                    leave_one_out, run_sequential)
+                                    leave_one_out)
 from recgoat_lib.train import TrainConfig
 
 
@@ -234,17 +235,18 @@ def test_models_need_their_views(small):
         SequenceData(leave_one_out(small), views={"text": np.zeros((3, 2), np.float32)})
 
 
-def test_training_learns_the_toy_sequences(toy):
+def test_training_learns_the_toy_sequences(toy, tmp_path):
     data = SequenceData(leave_one_out(toy), max_len=10, views=random_views(toy.n_items))
     quick = TrainConfig(epochs=3, batch_size=256, lr=3e-3, eval_every=1, patience=5,
                         select_metric="ndcg@10", progress=False)
-    rec = run_sequential("sasrec", data, quick, seed=0, dim=32, layers=1)
+    rec = run(spec("toy", "sasrec", quick, 0, dim=32, layers=1), data, results_dir=tmp_path)
     assert rec["epochs_run"] == 3 and 1 <= rec["best_epoch"] <= 3
     assert {"hit@10", "ndcg@20", "sampled100_hit@10", "sampled100_ndcg@20"} <= set(rec["test"])
-    assert len(rec["per_user"]["ndcg@10"]) == len(rec["users"])
+    arrays = per_user(rec, tmp_path)
+    assert len(arrays["ndcg@10"]) == len(arrays["users"])
     # a popularity-free random ranker has HR@10 ~ 10 / n_items; the trained model must beat it clearly
     assert rec["test"]["hit@10"] > 3 * 10 / toy.n_items
-    with pytest.raises(KeyError, match="unknown sequential model"):
-        run_sequential("bert4rec", data, quick, seed=0)
+    with pytest.raises(KeyError, match="unknown model 'bert4rec'.*sasrec"):
+        spec("toy", "bert4rec", quick, 0)
     with pytest.raises(ValueError, match="validation only"):
-        run_sequential("sasrec", data, replace(quick, selection="released"), seed=0)
+        run(spec("toy", "sasrec", replace(quick, selection="released"), 0), data, results_dir=tmp_path)
