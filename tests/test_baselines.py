@@ -156,7 +156,8 @@ def test_bm3_scores_the_predicted_encoder_outputs(toy):
     torch.testing.assert_close(emb.item, model.predictor(emb.extras["encoded_item"]))
 
 
-@pytest.mark.parametrize("name,bad,match", [("bm3", {"dropout": 1.0}, "dropout"), ("bm3", {"modalities": ()}, "modality"),
+@pytest.mark.parametrize("name,bad,match", [("bm3", {"dropout": 1.0}, "dropout"),
+                                            ("bm3", {"modalities": ()}, "modality"),
                                             ("lgmrec", {"keep_rate": 0.0}, "keep_rate"),
                                             ("lgmrec", {"hyper_num": 0}, "hyper_num"),
                                             ("lgmrec", {"modalities": ()}, "modality")])

@@ -96,12 +96,10 @@ class LGMRec(Recommender):
         ds.require_features(config.modalities, "LGMRec")
         self.config = config
         self.n_users = ds.n_users
-        adj = to_torch_sparse(user_item_adjacency(ds))
-        self.propagate = LightGCNPropagation(adj, config.ui_layers)
+        self.propagate = LightGCNPropagation(to_torch_sparse(user_item_adjacency(ds)), config.ui_layers)
         r = ds.csr("train")
-        deg = r.sum(axis=1).A.ravel()
         self.register_buffer("interactions", to_torch_sparse(r))
-        self.register_buffer("user_mean", to_torch_sparse(sp.diags(1.0 / deg.clip(min=1)) @ r))
+        self.register_buffer("user_mean", to_torch_sparse(sp.diags(1.0 / r.getnnz(axis=1).clip(min=1)) @ r))
         self.embedding = nn.Embedding(ds.n_users + ds.n_items, config.dim)
         nn.init.xavier_uniform_(self.embedding.weight)
         for m in config.modalities:
