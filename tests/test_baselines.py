@@ -1,5 +1,7 @@
-"""VBPR, FREEDOM and naive LM injection: shapes, gradients, feature checks, learning on toy."""
+"""VBPR, FREEDOM, BM3, LGMRec and naive LM injection: shapes, gradients, feature checks, learning on toy."""
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -8,10 +10,12 @@ import torch
 from recgoat_lib.data import DataError
 from recgoat_lib.evaluate import evaluate
 from recgoat_lib.models import build_model
+from recgoat_lib.models.bm3 import cosine_loss
 from recgoat_lib.models.freedom import modality_weights
+from recgoat_lib.models.lgmrec import cross_modal_nce
 from recgoat_lib.train import TrainConfig, seed_everything, train
 
-FEATURE_MODELS = ("vbpr", "freedom", "lm_inject")
+FEATURE_MODELS = ("vbpr", "freedom", "bm3", "lgmrec", "lm_inject")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -36,7 +40,8 @@ def test_shapes_and_scores(toy2, name):
     assert scores.shape == (3, toy2.n_items) and torch.isfinite(scores).all()
 
 
-@pytest.mark.parametrize("name,overrides", [("vbpr", {}), ("freedom", {"reg": 0.1}), ("lm_inject", {}),
+@pytest.mark.parametrize("name,overrides", [("vbpr", {}), ("freedom", {"reg": 0.1}), ("bm3", {}),
+                                            ("lgmrec", {}), ("lm_inject", {}),
                                             ("lm_inject", {"mode": "replace"})])
 def test_gradients_reach_every_parameter(toy2, name, overrides):
     seed_everything(0)
@@ -125,3 +130,79 @@ def test_freedom_modality_weights():
     assert w == pytest.approx({"image": 0.1, "text": 0.9})
     with pytest.raises(ValueError, match="edge_dropout"):
         build_model("freedom", None, {"edge_dropout": 1.0})
+
+
+def test_bm3_trains_on_positives_only_and_targets_get_no_gradient(toy2):
+    model = build_model("bm3", toy2, {"dim": 16})
+    u, p = torch.tensor([0, 1, 2, 3]), torch.tensor([1, 2, 3, 4])
+    losses = []
+    for neg in ([9, 8, 7, 6], [5, 0, 11, 12]):
+        torch.manual_seed(0)  # the same target dropout masks
+        losses.append(model.loss(u, p, torch.tensor(neg))["loss"])
+    torch.testing.assert_close(losses[0], losses[1])
+    online, target = torch.randn(5, 4, requires_grad=True), torch.randn(5, 4, requires_grad=True)
+    cosine_loss(online, target).backward()
+    assert target.grad is None and online.grad is not None
+    torch.testing.assert_close(cosine_loss(target, target), torch.tensor(0.0))
+
+
+def test_bm3_scores_the_predicted_encoder_outputs(toy):
+    model = build_model("bm3", toy, {"dim": 8, "modalities": ("image",), "layers": 2})
+    emb = model.eval_forward()
+    ego = model.embedding.weight
+    out = model.propagate(ego)
+    torch.testing.assert_close(emb.extras["encoded_item"], out[toy.n_users:] + ego[toy.n_users:])
+    torch.testing.assert_close(emb.user, model.predictor(out[: toy.n_users]))
+    torch.testing.assert_close(emb.item, model.predictor(emb.extras["encoded_item"]))
+
+
+@pytest.mark.parametrize("name,bad,match", [("bm3", {"dropout": 1.0}, "dropout"),
+                                            ("bm3", {"modalities": ()}, "modality"),
+                                            ("lgmrec", {"keep_rate": 0.0}, "keep_rate"),
+                                            ("lgmrec", {"hyper_num": 0}, "hyper_num"),
+                                            ("lgmrec", {"modalities": ()}, "modality")])
+def test_bm3_lgmrec_reject_bad_configs(name, bad, match):
+    with pytest.raises(ValueError, match=match):
+        build_model(name, None, bad)
+
+
+def test_lgmrec_hyperedges(toy):
+    model = build_model("lgmrec", toy, {"dim": 8, "modalities": ("image",), "hyper_num": 3})
+    model.eval()
+    h_item, h_user = model.hyperedges("image")
+    assert h_item.shape == (toy.n_items, 3) and h_user.shape == (toy.n_users, 3)
+    torch.testing.assert_close(h_item.sum(1), torch.ones(toy.n_items))
+    # a user's hyperedge logits are the sum of its training items' logits
+    logits = model.hyper["image"](model.feat_image)
+    expected = torch.softmax(torch.from_numpy(toy.csr("train").toarray()) @ logits / model.config.tau, dim=1)
+    torch.testing.assert_close(h_user, expected, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(model.hyperedges("image")[0], h_item)  # deterministic in eval mode
+    model.train()
+    assert not torch.allclose(model.hyperedges("image")[0], h_item)  # Gumbel noise and membership dropout
+
+
+def test_lgmrec_fusion_and_user_means(toy2):
+    model = build_model("lgmrec", toy2, {"dim": 8, "alpha": 0.5})
+    mean = model.user_mean.to_dense()
+    has_items = torch.from_numpy(toy2.csr("train").getnnz(axis=1) > 0)
+    torch.testing.assert_close(mean.sum(1)[has_items], torch.ones(int(has_items.sum())))
+    emb = model.eval_forward()
+    hyper = sum(torch.cat([emb.extras[f"hyper_user_{m}"], emb.extras[f"hyper_item_{m}"]]) for m in ("image", "text"))
+    model.config = dataclasses.replace(model.config, alpha=0.0)
+    local = model.eval_forward()
+    diff = torch.cat([emb.user - local.user, emb.item - local.item])
+    torch.testing.assert_close(diff, 0.5 * torch.nn.functional.normalize(hyper), rtol=1e-4, atol=1e-5)
+
+
+def test_lgmrec_contrastive_loss(toy, toy2):
+    a, b = torch.randn(4, 6), torch.randn(10, 6)
+    rows = torch.tensor([0, 3, 3, 9])
+    na, nb = torch.nn.functional.normalize(a), torch.nn.functional.normalize(b)
+    sim = na @ nb.T / 0.2
+    expected = -torch.log(torch.exp((na * nb[rows]).sum(1) / 0.2) / torch.exp(sim).sum(1)).sum()
+    torch.testing.assert_close(cross_modal_nce(a, b, rows, 0.2), expected)
+    u, p, n = torch.tensor([0, 1, 2]), torch.tensor([1, 2, 3]), torch.tensor([7, 8, 9])
+    one = build_model("lgmrec", toy, {"dim": 8, "modalities": ("image",)})
+    two = build_model("lgmrec", toy2, {"dim": 8})
+    assert float(one.loss(u, p, n)["cl"]) == 0.0  # no second modality to contrast with
+    assert float(two.loss(u, p, n)["cl"].detach()) > 0.0

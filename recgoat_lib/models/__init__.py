@@ -13,6 +13,8 @@ _REGISTRY = {
     "lightgcn": "recgoat_lib.models.lightgcn:LightGCN",
     "vbpr": "recgoat_lib.models.vbpr:VBPR",
     "freedom": "recgoat_lib.models.freedom:FREEDOM",
+    "bm3": "recgoat_lib.models.bm3:BM3",
+    "lgmrec": "recgoat_lib.models.lgmrec:LGMRec",
     "lm_inject": "recgoat_lib.models.lm_inject:NaiveLMInjection",
     "recgoat": "recgoat_lib.models.recgoat:RecGOAT",
     "dprec": "recgoat_lib.models.dprec:DPRec",

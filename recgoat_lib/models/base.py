@@ -62,6 +62,11 @@ def l2_reg(*tensors: Tensor) -> Tensor:
     return sum(t.pow(2).sum() for t in tensors) / (2 * tensors[0].shape[0])
 
 
+def norm_reg(*tensors: Tensor) -> Tensor:
+    """MMRec's EmbLoss as BM3 and LGMRec use it: the tensors' unsquared Frobenius norms summed, divided by
+    the row count of the last tensor (unlike `l2_reg`, the penalty grows linearly with the embedding scale)."""
+    return sum(t.norm() for t in tensors) / tensors[-1].shape[0]
+
 def info_nce(a: Tensor, b: Tensor, temperature: float) -> Tensor:
     """Symmetric InfoNCE with in-batch negatives: row i of `a` and row i of `b` are the positive
     pair, rows L2-normalised, cross-entropy averaged over both directions (a->b and b->a)."""
