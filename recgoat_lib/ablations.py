@@ -77,10 +77,23 @@ ABLATIONS: dict[str, Ablation] = {a.name: a for a in (
     Ablation("text only", "text item view and the text-based user branch", {"modalities": ("text",)}),
     Ablation("released CMCL sign", "minimise 1 - InfoNCE for the modality pairs", {"cl_sign": "released"},
              released=True),
+    Ablation("flipped user-pair sign", "minimise 1 - InfoNCE for the user pair (not in the released code)",
+             {"cl_user_sign": "flipped"}),
+    Ablation("one-way InfoNCE", "every InfoNCE term in the direction a->b only", {"infonce": "one_way"},
+             released=True),
+    Ablation("modality pairs on batch rows", "modality pairs over the positives and over the negatives, "
+             "duplicates kept", {"cl_items": "batch"}, released=True),
+    Ablation("normal init (std 0.1)", "ID embeddings drawn from N(0, 0.1^2) instead of Xavier-uniform",
+             {"init": "normal"}, released=True),
+    Ablation("GAT without dropout/activation", "no feature dropout, LeakyReLU or output dropout around the "
+             "GAT layer (this companion's layer before the audit)",
+             {"gat_feat_dropout": 0.0, "gat_activation": "none", "gat_out_dropout": 0.0}),
     Ablation("released Sinkhorn", "fp32 scaling Sinkhorn whose plan underflows", {"sinkhorn": "released"},
              released=True),
     Ablation("negatives not excluded", "uniform negatives may be the user's own positives",
              train={"exclude_train_negatives": False}, released=True),
+    Ablation("released selection", "report test metrics at the best test NDCG@10 of an evaluation every "
+             "20 epochs, dropout on", train={"selection": "released", "eval_every": 20}, released=True),
 )}
 
 # On real Sports (text view only) "image only" lacks its features and "text only" is the full model.
