@@ -176,7 +176,7 @@ SWEEPS: dict[str, dict[str, tuple]] = {
     },
 }
 SWEEP_SEEDS = {"quick": 2, "paper": 3}
-# Training budget on top of the profile's TrainConfig. Under `quick` about 46 RecGOAT runs must fit
+# Training budget on top of the profile's TrainConfig. Under `quick` about 75 RecGOAT runs must fit
 # CI's few CPU minutes, so each trains 3 epochs at a 10x larger learning rate: its numbers show that
 # the pipeline works, not which component matters. `paper` trains with the profile's full budget.
 TRAIN_OVERRIDES: dict[str, dict[str, Any]] = {"quick": {"epochs": 3, "eval_every": 1, "lr": 1e-2}, "paper": {}}
