@@ -65,9 +65,10 @@ class RecGOATConfig:
     gat_layers=0 keeps each LM view's projection but no graph attention (the "w/o modality
     GAT" ablation); the paper uses one GAT layer.
     gat_feat_dropout, gat_activation, gat_out_dropout: dropout on each GAT layer's input features,
-    then LeakyReLU(0.2) ("leaky_relu") or nothing ("none") and dropout on its output, as the paper
-    describes the layer and the released code has it (DGL GATConv feat_drop, then act and drop);
-    `dropout` is the attention dropout inside the layer and the dropout after fusion.
+    then LeakyReLU(0.2) ("leaky_relu") or nothing ("none") and dropout on its output. The paper
+    gives the layer LeakyReLU(0.2) and dropout 0.1; the released code places them so (its DGL
+    GATConv has feat_drop 0.1, and LeakyReLU(0.2) and dropout 0.1 follow the layer). `dropout` is
+    the attention dropout inside the layer and the dropout after fusion.
     init: ID embeddings Xavier-uniform ("xavier") or N(0, 0.1^2) ("normal", the released code).
     The paper does not state this initialisation, so Xavier (our choice before the audit) stays.
     infonce: "symmetric" (a->b and b->a averaged) or "one_way" (a->b only, the released code).
@@ -140,9 +141,10 @@ class RecGOATConfig:
 
 class GraphAttentionBranch(nn.Module):
     """One LM view on its kNN graph: Linear(d_feat -> d), then `gat_layers` multi-head GAT layers with
-    self loops. Each layer, as the paper describes it and the released code has it: dropout on its
-    input features, attention (LeakyReLU(0.2) scores, attention dropout), then LeakyReLU(0.2) and
-    dropout on its output (`RecGOATConfig.gat_feat_dropout`, `gat_activation`, `gat_out_dropout`)."""
+    self loops. Each layer has the paper's LeakyReLU(0.2) and dropout 0.1 where the released code puts
+    them: dropout on its input features, attention (LeakyReLU(0.2) scores, attention dropout), then
+    LeakyReLU(0.2) and dropout on its output (`RecGOATConfig.gat_feat_dropout`, `gat_activation`,
+    `gat_out_dropout`; stacked layers are joined by that activation)."""
 
     def __init__(self, features: np.ndarray, c: RecGOATConfig):
         super().__init__()
