@@ -6,8 +6,10 @@ same profile, seeds and results cache). Two groups:
 
 - components: remove one part of the model (OAT, CMCL, modality GAT, user LM branch, LM
   features, one modality) and measure what the full model loses;
-- released-code behaviours: each departure of the released code, alone, against the
-  paper-intent default, so a reader sees what each one costs.
+- departures: each behaviour of the released code (and each other place where this companion
+  reads the paper one way, e.g. the GAT layer before the audit, the user pair's CMCL sign), alone,
+  against the paper-intent default, so a reader sees what each one costs. `DEPARTURES` ties each
+  to its variant; README's departure table is computed from it and the ablation table.
 
 Sensitivity sweeps vary one hyper-parameter at a time around the default, select the value on
 validation Recall@20, and report test metrics only at the selected value.
