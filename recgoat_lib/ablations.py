@@ -6,8 +6,10 @@ same profile, seeds and results cache). Two groups:
 
 - components: remove one part of the model (OAT, CMCL, modality GAT, user LM branch, LM
   features, one modality) and measure what the full model loses;
-- released-code behaviours: each departure of the released code, alone, against the
-  paper-intent default, so a reader sees what each one costs.
+- departures: each behaviour of the released code (and each other place where this companion
+  reads the paper one way, e.g. the GAT layer before the audit, the user pair's CMCL sign), alone,
+  against the paper-intent default, so a reader sees what each one costs. `DEPARTURES` ties each
+  to its variant; README's departure table is computed from it and the ablation table.
 
 Sensitivity sweeps vary one hyper-parameter at a time around the default, select the value on
 validation Recall@20, and report test metrics only at the selected value.
@@ -77,11 +79,84 @@ ABLATIONS: dict[str, Ablation] = {a.name: a for a in (
     Ablation("text only", "text item view and the text-based user branch", {"modalities": ("text",)}),
     Ablation("released CMCL sign", "minimise 1 - InfoNCE for the modality pairs", {"cl_sign": "released"},
              released=True),
+    Ablation("flipped user-pair sign", "minimise 1 - InfoNCE for the user pair (not in the released code)",
+             {"cl_user_sign": "flipped"}),
+    Ablation("one-way InfoNCE", "every InfoNCE term in the direction a->b only", {"infonce": "one_way"},
+             released=True),
+    Ablation("modality pairs on batch rows", "modality pairs over the positives and over the negatives, "
+             "duplicates kept", {"cl_items": "batch"}, released=True),
+    Ablation("normal init (std 0.1)", "ID embeddings drawn from N(0, 0.1^2) instead of Xavier-uniform",
+             {"init": "normal"}, released=True),
+    Ablation("GAT without dropout/activation", "no feature dropout, LeakyReLU or output dropout around the "
+             "GAT layer (this companion's layer before the audit)",
+             {"gat_feat_dropout": 0.0, "gat_activation": "none", "gat_out_dropout": 0.0}),
     Ablation("released Sinkhorn", "fp32 scaling Sinkhorn whose plan underflows", {"sinkhorn": "released"},
              released=True),
     Ablation("negatives not excluded", "uniform negatives may be the user's own positives",
              train={"exclude_train_negatives": False}, released=True),
+    Ablation("released selection", "report test metrics at the best test NDCG@10 of an evaluation every "
+             "20 epochs, dropout on", train={"selection": "released", "eval_every": 20}, released=True),
 )}
+
+
+
+@dataclass(frozen=True)
+class Departure:
+    """One place where the paper, the released code and this companion differ: what each does, the
+    switch, and the ablation variant that measures it (`variant=None`: nothing here can train the
+    other side, and `note` says why). README's departure table is built from these by `report`."""
+
+    what: str
+    paper: str
+    released: str
+    default: str
+    switch: str
+    variant: str | None = None
+    note: str = ""
+
+
+DEPARTURES: tuple[Departure, ...] = (
+    Departure("CMCL sign, item modality pairs", "minimise InfoNCE", "minimise 1 - InfoNCE (pushes views apart)",
+              "minimise InfoNCE", '`cl_sign="released"`', "released CMCL sign"),
+    Departure("CMCL sign, user pair (z_u^cf, z_u^lm)", "minimise InfoNCE (the pair is our reading of the "
+              "user branch)", "no user pair", "minimise InfoNCE", '`cl_user_sign="flipped"`',
+              "flipped user-pair sign"),
+    Departure("InfoNCE direction", "InfoNCE with in-batch negatives, direction not stated", "one way (a->b)",
+              "symmetric (a->b and b->a averaged)", '`infonce="one_way"`', "one-way InfoNCE"),
+    Departure("rows of the modality pairs", "the batch's positive and negative items",
+              "positives, then negatives, duplicates kept", "unique items of both", '`cl_items="batch"`',
+              "modality pairs on batch rows"),
+    Departure("GAT layer", "LeakyReLU(0.2), dropout 0.1", "feature and attention dropout 0.1, then "
+              "LeakyReLU(0.2) and dropout 0.1", "as the released code",
+              '`gat_feat_dropout=0, gat_activation="none", gat_out_dropout=0`', "GAT without dropout/activation"),
+    Departure("ID embedding initialisation", "not stated", "N(0, 0.1^2)", "Xavier-uniform", '`init="normal"`',
+              "normal init (std 0.1)"),
+    Departure("Sinkhorn arithmetic", "entropic OT, eps = 0.01, 100 iterations",
+              "fp32 scaling iterations: the plan underflows to 0", "log domain", '`sinkhorn="released"`',
+              "released Sinkhorn"),
+    Departure("OT cost memory", "C_pq = s mean_i (Z^m_ip - Z^cf_iq)^2", "I x d x d tensor",
+              "O(d^2) identity, same matrix", "`ot.naive_dimension_cost` (never used in training)",
+              note="same matrix: memory only, measured in notebooks 05 and 10"),
+    Departure("user LM branch", "user-user GAT on user LM features", "none (its code crashes, unused)",
+              "on", "`user_branch=False`", "w/o user LM branch"),
+    Departure("how the user LM vector enters", "not stated", "no user branch",
+              "aligned with z_u^cf by one more CMCL pair; score z_u^cf . z_i", '`user_fusion="sum"`',
+              "user LM summed"),
+    Departure("training negatives", "uniform negatives", "uniform, may be the user's positives",
+              "training positives excluded", "`TrainConfig(exclude_train_negatives=False)`",
+              "negatives not excluded"),
+    Departure("model selection", "not stated", "best test NDCG@10, evaluated every 20 epochs, dropout on",
+              "best validation Recall@20, eval mode", '`TrainConfig(selection="released", eval_every=20)`',
+              "released selection"),
+    Departure("user preference texts", "LLM-inferred from training interactions", "none (no user branch)",
+              "template preference texts built from training interactions (no LLM ran)",
+              "`lm.user_preference_texts(generator=...)`, `python -m recgoat_lib.lm --llm`",
+              note="not measured: no LLM is available offline here"),
+    Departure("item text", "title, brand, categories, description and an MLLM-written image description",
+              "precomputed feature files", "MMRec recipe, no MLLM image description", "none (`data.TEXT_FIELDS`)",
+              note="not measured: no MLLM is available offline here (toy's stand-in image description is "
+                   "left out of the recipe)"),
+)
 
 # On real Sports (text view only) "image only" lacks its features and "text only" is the full model.
 REAL_TEXT_VARIANTS = tuple(n for n in ABLATIONS if n not in ("image only", "text only"))
@@ -103,7 +178,7 @@ SWEEPS: dict[str, dict[str, tuple]] = {
     },
 }
 SWEEP_SEEDS = {"quick": 2, "paper": 3}
-# Training budget on top of the profile's TrainConfig. Under `quick` about 46 RecGOAT runs must fit
+# Training budget on top of the profile's TrainConfig. Under `quick` about 75 RecGOAT runs must fit
 # CI's few CPU minutes, so each trains 3 epochs at a 10x larger learning rate: its numbers show that
 # the pipeline works, not which component matters. `paper` trains with the profile's full budget.
 TRAIN_OVERRIDES: dict[str, dict[str, Any]] = {"quick": {"epochs": 3, "eval_every": 1, "lr": 1e-2}, "paper": {}}

@@ -29,9 +29,12 @@ FEATURE_MODALITIES = ("image", "text")
 TUNE_METRIC = "recall@20"
 TUNE_SEEDS = 1
 TABLE_METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "precision@10", "precision@20")
-# The released code's behaviours (see models/recgoat.py and train.TrainConfig).
-RELEASED_MODEL = {"cl_sign": "released", "sinkhorn": "released", "user_branch": False}
-RELEASED_TRAIN = {"exclude_train_negatives": False, "selection": "released"}
+# The released code's behaviours (see models/recgoat.py and train.TrainConfig): its CMCL sign,
+# one-way InfoNCE over the positives and the negatives with duplicates, N(0, 0.1^2) embeddings,
+# fp32 Sinkhorn, no user branch; negatives not excluded, selection on test NDCG@10 every 20 epochs.
+RELEASED_MODEL = {"cl_sign": "released", "infonce": "one_way", "cl_items": "batch", "init": "normal",
+                  "sinkhorn": "released", "user_branch": False}
+RELEASED_TRAIN = {"exclude_train_negatives": False, "selection": "released", "eval_every": 20}
 
 
 # Models rebuilt from a paper's description alone (no public code or numbers): their labels carry a "*".

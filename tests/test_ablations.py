@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch_geometric.nn import GATConv
 
-from recgoat_lib.ablations import (ABLATIONS, REAL_TEXT_VARIANTS, REFERENCE, SWEEPS, AblationResult, ablation_table,
-                                   missing_features, plot_sweeps, run_ablations, run_budget_ablations, run_sweeps,
-                                   sweep_choice)
+from recgoat_lib.ablations import (ABLATIONS, DEPARTURES, REAL_TEXT_VARIANTS, REFERENCE, SWEEPS, AblationResult,
+                                   ablation_table, missing_features, plot_sweeps, run_ablations, run_budget_ablations,
+                                   run_sweeps, sweep_choice)
 from recgoat_lib.benchmark import Benchmark, Budget
 from recgoat_lib.config import Profile, get_profile
 from recgoat_lib.data import Dataset
@@ -204,3 +204,10 @@ def test_sweep_grids_cover_the_issue_parameters_and_are_valid():
                 make_config("recgoat", **{param: v})
     assert all(len(v) <= 3 for v in SWEEPS["quick"].values())
     assert asdict(make_config("recgoat"))["gat_layers"] == 1
+
+
+def test_every_departure_names_an_ablation_variant_or_says_why_not():
+    for d in DEPARTURES:
+        assert (d.variant in ABLATIONS) if d.variant is not None else d.note, d.what
+    released = {d.variant for d in DEPARTURES if d.variant is not None}
+    assert {n for n, a in ABLATIONS.items() if a.released} <= released

@@ -1,5 +1,6 @@
 """RecGOAT: shapes, gradients (none into the plan), each released-code switch, errors, end-to-end training."""
 from dataclasses import replace
+from itertools import combinations
 
 import numpy as np
 import pandas as pd
@@ -98,7 +99,8 @@ def test_user_fusion_align_adds_the_user_pair_to_cmcl(ds):
 @pytest.mark.parametrize("overrides", [{}, {"fusion": "sum"}, {"fusion": "concat"}, {"user_branch": False},
                                        {"user_fusion": "sum"},
                                        {"modalities": ("text",)}, {"cl_sign": "released"}, {"gat_layers": 0},
-                                       {"gat_layers": 2}, {"modalities": (), "user_branch": False}])
+                                       {"gat_layers": 2}, {"modalities": (), "user_branch": False},
+                                       {"infonce": "one_way", "cl_items": "batch", "init": "normal"}])
 def test_every_trainable_parameter_gets_a_gradient(ds, overrides):
     m = model(ds, **overrides)
     parts = m.loss(*batch(ds))
@@ -151,13 +153,99 @@ def test_released_sinkhorn_collapses_oat_to_the_residual(ds):
     torch.testing.assert_close(ex["item_image_aligned"], ex["item_image"] @ m.delta["image"])
 
 
-def test_cl_sign_switch_flips_the_modality_term(ds):
+def cmcl_parts(ds, **overrides) -> dict[str, torch.Tensor]:
+    """The loss parts of one eval-mode step on `batch(ds)` of the model with `overrides`."""
+    return model(ds, **overrides).eval().loss(*batch(ds))
+
+
+def test_released_cl_sign_flips_only_the_item_modality_pairs(ds):
+    """The released code has no user pair: its sign switch leaves that term as the paper's, and the
+    user pair's own switch (`cl_user_sign`) flips that term alone."""
     b = batch(ds)
-    paper = model(ds).eval().loss(*b)
-    released = model(ds, cl_sign="released").eval().loss(*b)
-    torch.testing.assert_close(released["cl_modality"], 1 - paper["cl_modality"])
-    torch.testing.assert_close(released["cl_ui"], paper["cl_ui"])
-    torch.testing.assert_close(released["bpr"], paper["bpr"])
+    items = cmcl_parts(ds, user_branch=False)["cl_modality"]  # the 3 item pairs' mean (same initial weights)
+    emb = model(ds).eval()(torch.unique(b[0]))
+    user = info_nce(emb.extras["user_cf"], emb.extras["user_lm"], SMALL.cl_temperature)
+    paper, released = cmcl_parts(ds), cmcl_parts(ds, cl_sign="released")
+    flipped_user = cmcl_parts(ds, cl_user_sign="flipped")
+    both = cmcl_parts(ds, cl_sign="released", cl_user_sign="flipped")
+    torch.testing.assert_close(paper["cl_modality"], (3 * items + user) / 4)
+    torch.testing.assert_close(released["cl_modality"], (3 * (1 - items) + user) / 4)
+    torch.testing.assert_close(flipped_user["cl_modality"], (3 * items + 1 - user) / 4)
+    torch.testing.assert_close(both["cl_modality"], 1 - paper["cl_modality"])
+    for parts in (released, flipped_user):
+        torch.testing.assert_close(parts["cl_ui"], paper["cl_ui"])
+        torch.testing.assert_close(parts["bpr"], paper["bpr"])
+
+
+def two_product_info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float, symmetric: bool) -> torch.Tensor:
+    """InfoNCE as written before issue 16: a cross-entropy per direction, each on its own product."""
+    a, b = torch.nn.functional.normalize(a, dim=1), torch.nn.functional.normalize(b, dim=1)
+    target = torch.arange(len(a))
+    ab = torch.nn.functional.cross_entropy(a @ b.T / temperature, target)
+    return (ab + torch.nn.functional.cross_entropy(b @ a.T / temperature, target)) / 2 if symmetric else ab
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("normalised", [True, False])
+def test_one_product_info_nce_equals_the_two_product_formula(symmetric, normalised):
+    g = torch.Generator().manual_seed(3)
+    a0, b0 = torch.randn(300, 24, generator=g) * 3, torch.randn(300, 24, generator=g)
+    grads = []
+    for fn in (two_product_info_nce, info_nce):
+        a, b = a0.clone().requires_grad_(), b0.clone().requires_grad_()
+        if fn is info_nce and normalised:
+            value = info_nce(torch.nn.functional.normalize(a, dim=1), torch.nn.functional.normalize(b, dim=1),
+                             0.2, symmetric, normalised=True)
+        else:
+            value = fn(a, b, 0.2, symmetric)
+        value.backward()
+        grads.append((value.detach(), a.grad, b.grad))
+    for old, new in zip(*grads):
+        torch.testing.assert_close(new, old)
+
+
+def test_one_way_infonce_differs_from_symmetric_and_changes_nothing_else(ds):
+    sym, one = cmcl_parts(ds), cmcl_parts(ds, infonce="one_way")
+    emb = model(ds).eval()(torch.unique(batch(ds)[0]))
+    u, p = emb.extras["user_cf"], emb.extras["user_lm"]
+    assert not torch.isclose(one["cl_ui"], sym["cl_ui"]) and not torch.isclose(one["cl_modality"], sym["cl_modality"])
+    assert not torch.isclose(info_nce(u, p, 0.2, symmetric=False), info_nce(p, u, 0.2, symmetric=False))
+    for key in ("bpr", "reg"):
+        torch.testing.assert_close(one[key], sym[key])
+
+
+def test_cl_items_batch_runs_the_pairs_over_positives_and_negatives_with_duplicates(ds):
+    users, pos, neg = batch(ds)
+    pos = torch.cat([pos[:16], pos[:16]])  # duplicated positives: the unique set differs from the batch
+    m = model(ds, cl_items="batch", user_branch=False).eval()
+    ex = m().extras
+    views = [ex["item_cf"], ex["item_image"], ex["item_text"]]
+    expected = torch.stack([torch.stack([info_nce(a[rows], b[rows], SMALL.cl_temperature)
+                                         for a, b in combinations(views, 2)]).mean() for rows in (pos, neg)]).mean()
+    batch_rows = m.loss(users, pos, neg)
+    unique_rows = model(ds, user_branch=False).eval().loss(users, pos, neg)
+    torch.testing.assert_close(batch_rows["cl_modality"], expected)
+    assert not torch.isclose(batch_rows["cl_modality"], unique_rows["cl_modality"])
+    torch.testing.assert_close(batch_rows["cl_ui"], unique_rows["cl_ui"])
+
+
+def test_normal_init_has_std_0_1_and_xavier_stays_the_default(ds):
+    normal, xavier = model(ds, init="normal").embedding.weight.detach(), model(ds).embedding.weight.detach()
+    assert float(normal.std()) == pytest.approx(0.1, rel=0.05) and abs(float(normal.mean())) < 0.01
+    bound = (6 / sum(xavier.shape)) ** 0.5  # Xavier-uniform on [n_users + n_items, dim]
+    assert float(xavier.abs().max()) <= bound and float(xavier.std()) == pytest.approx(bound / 3 ** 0.5, rel=0.1)
+
+
+def test_gat_layer_has_the_papers_activation_and_dropouts_by_default(ds):
+    bare = dict(gat_feat_dropout=0.0, gat_activation="none", gat_out_dropout=0.0)
+    default, plain = model(ds).branches["text"], model(ds, **bare).branches["text"]  # same initial weights
+    torch.testing.assert_close(default.eval()(), torch.nn.functional.leaky_relu(plain.eval()(), 0.2))
+    # in training mode each dropout acts alone: attention dropout off, then feature or output dropout on
+    for extra in ({"gat_feat_dropout": 0.5}, {"gat_out_dropout": 0.5}):
+        branch = model(ds, **{**bare, "dropout": 0.0, **extra}).branches["text"]
+        assert not torch.allclose(branch.train()(), branch.eval()())
+    branch = model(ds, **{**bare, "dropout": 0.0}).branches["text"]
+    torch.testing.assert_close(branch.train()(), branch.eval()())
 
 
 def test_fusion_modes_differ_and_text_only_works(ds):
@@ -203,7 +291,8 @@ def test_missing_features_and_bad_config_raise_clear_errors(ds):
         build_model("recgoat", text_only, replace(SMALL, user_branch=False))
     for bad in ({"fusion": "mean"}, {"cl_sign": "minus"}, {"sinkhorn": "fast"}, {"modalities": ("text", "text")},
                 {"modalities": ("audio",)}, {"gat_layers": -1}, {"dim": 20}, {"cl_modality_share": 1.5},
-                {"user_fusion": "concat"}):
+                {"user_fusion": "concat"}, {"cl_user_sign": "released"}, {"infonce": "two_way"},
+                {"cl_items": "all"}, {"init": "kaiming"}, {"gat_activation": "elu"}, {"gat_out_dropout": 1.0}):
         with pytest.raises(ValueError):
             make_config("recgoat", **bad)
     assert make_config("recgoat", modalities=["text"]).modalities == ("text",)

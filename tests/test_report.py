@@ -4,7 +4,8 @@ import json
 import pandas as pd
 import pytest
 
-from recgoat_lib.report import notebook_durations, save_table, update_readme
+from recgoat_lib.ablations import DEPARTURES
+from recgoat_lib.report import departure_table, notebook_durations, save_table, update_readme
 
 
 def test_update_readme_copies_generated_tables(tmp_path, monkeypatch):
@@ -29,3 +30,16 @@ def test_notebook_durations_read_papermill_metadata(tmp_path):
     (tmp_path / "03_c.ipynb").write_text(json.dumps({"metadata": {}, "cells": []}))
     with pytest.raises(ValueError, match="03_c.ipynb has no papermill duration"):
         notebook_durations(tmp_path)
+
+
+def test_departure_table_computes_the_measured_effect_from_the_ablation_table(tmp_path):
+    measured, unmeasurable = DEPARTURES[0], next(d for d in DEPARTURES if d.variant is None)
+    pd.DataFrame({"variant": ["full", measured.variant], "seeds": [3, 3], "recall@20 std": [0.002, 0.0041],
+                  "recall@20 diff": [0.0, -0.01234], "p t-test (recall@20)": [None, 0.0123]}
+                 ).to_csv(tmp_path / "ablations.csv", index=False)
+    table = departure_table(tmp_path).set_index("departure")["measured effect"]
+    assert table[measured.what] == "-0.0123 ± 0.0041 Recall@20, p = 0.012 (toy, 3 seeds)"
+    assert table[unmeasurable.what] == unmeasurable.note
+    assert (table == "not yet measured").sum() == sum(d.variant not in (None, measured.variant) for d in DEPARTURES)
+    assert (departure_table(tmp_path / "absent")["measured effect"] == "not yet measured").sum() == sum(
+        d.variant is not None for d in DEPARTURES)

@@ -60,16 +60,18 @@ def test_resume_from_checkpoint_gives_the_same_result(toy, tmp_path):
     assert resumed.test["recall@20"] == pytest.approx(full.test["recall@20"], abs=1e-6)
 
 
-def test_released_selection_reports_best_test(toy):
+def test_released_selection_reports_best_test_ndcg_at_10(toy):
     res = train(build_model("bpr", toy), toy, replace(FAST, selection="released"), seed=0)
     assert res.valid == {}
     best = max(r["select_score"] for r in res.history if "select_score" in r)
-    assert res.test["ndcg@20"] == pytest.approx(best)
+    assert res.test["ndcg@10"] == pytest.approx(best)
 
 
 def test_bad_train_config():
     with pytest.raises(ValueError, match="selection"):
         TrainConfig(selection="test")
+    with pytest.raises(ValueError, match="ks must include 10"):
+        TrainConfig(selection="released", ks=(20,))
     with pytest.raises(TypeError, match="unknown config keys"):
         make_config("bpr", width=3)
 

@@ -67,9 +67,22 @@ def norm_reg(*tensors: Tensor) -> Tensor:
     the row count of the last tensor (unlike `l2_reg`, the penalty grows linearly with the embedding scale)."""
     return sum(t.norm() for t in tensors) / tensors[-1].shape[0]
 
-def info_nce(a: Tensor, b: Tensor, temperature: float) -> Tensor:
-    """Symmetric InfoNCE with in-batch negatives: row i of `a` and row i of `b` are the positive
-    pair, rows L2-normalised, cross-entropy averaged over both directions (a->b and b->a)."""
-    logits = nn.functional.normalize(a, dim=1) @ nn.functional.normalize(b, dim=1).T / temperature
-    target = torch.arange(len(a), device=a.device)
-    return (nn.functional.cross_entropy(logits, target) + nn.functional.cross_entropy(logits.T, target)) / 2
+def info_nce(a: Tensor, b: Tensor, temperature: float, symmetric: bool = True, normalised: bool = False) -> Tensor:
+    """InfoNCE with in-batch negatives: row i of `a` and row i of `b` are the positive pair, the
+    other rows of the batch the negatives, on cosine similarity / `temperature`.
+
+    `symmetric=True` averages both directions (a->b over the rows of the logits L, b->a over its
+    columns); `symmetric=False` is a->b only, as in the released RecGOAT code. Both directions
+    read the one product L = a_n @ b_n.T / temperature: the cross-entropy of row i is
+    logsumexp(L[i, :]) - L[i, i], that of column i is logsumexp(L[:, i]) - L[i, i], so no second
+    product and no transposed copy is made. `normalised=True` says the rows are already unit
+    length (a caller that reuses one view in several pairs normalises it once).
+    """
+    if not normalised:
+        a, b = nn.functional.normalize(a, dim=1), nn.functional.normalize(b, dim=1)
+    logits = a @ b.T / temperature
+    positive = logits.diagonal()
+    loss = (torch.logsumexp(logits, dim=1) - positive).mean()
+    if symmetric:
+        loss = (loss + (torch.logsumexp(logits, dim=0) - positive).mean()) / 2
+    return loss

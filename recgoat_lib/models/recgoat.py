@@ -5,8 +5,12 @@ config switch with the released behaviour one value away (see `RecGOATConfig`):
 
 - `cl_sign="released"`: minimise 1 - InfoNCE for the modality pairs (pushes views apart);
 - `sinkhorn="released"`: fp32 scaling Sinkhorn, whose plan underflows to 0 at s / eps = 1e4;
-- `user_branch=False`: no user-user LM branch (the released one crashes and is unused).
-Training-level departures (negatives that may be positives, selection on test with
+- `user_branch=False`: no user-user LM branch (the released one crashes and is unused);
+- `infonce="one_way"`: InfoNCE in the direction a->b only;
+- `cl_items="batch"`: modality pairs over the batch's positives and, separately, its negatives,
+  duplicates kept (the default uses the unique items of both);
+- `init="normal"`: ID embeddings drawn from N(0, 0.1^2) instead of Xavier-uniform.
+Training-level departures (negatives that may be positives, selection on test NDCG@10 with
 dropout on) are `TrainConfig(exclude_train_negatives=False, selection="released")`.
 
 How the user LM branch is used the paper does not say; its score is z_u^cf . z_i^fused.
@@ -35,6 +39,12 @@ from .lightgcn import LightGCNPropagation
 FUSIONS = ("oat", "concat", "sum")
 USER_FUSIONS = ("align", "sum")
 CL_SIGNS = ("paper", "released")
+CL_USER_SIGNS = ("paper", "flipped")
+INFONCE = ("symmetric", "one_way")
+CL_ITEMS = ("unique", "batch")
+GAT_ACTIVATIONS = ("leaky_relu", "none")
+INITS = ("xavier", "normal")
+NORMAL_INIT_STD = 0.1  # the released code's N(0, 0.1^2) embedding initialisation
 LOGGED_EXTRAS = ("fusion_", "plan_mass_", "plan_row_error_", "plan_col_error_")  # scalars shown in training history
 
 
@@ -49,6 +59,23 @@ class RecGOATConfig:
     no modality pairs, so CMCL is its user-item term times 1 - cl_modality_share).
     gat_layers=0 keeps each LM view's projection but no graph attention (the "w/o modality
     GAT" ablation); the paper uses one GAT layer.
+    gat_feat_dropout, gat_activation, gat_out_dropout: dropout on each GAT layer's input features,
+    then LeakyReLU(0.2) ("leaky_relu") or nothing ("none") and dropout on its output. The paper
+    gives the layer LeakyReLU(0.2) and dropout 0.1; the released code places them so (its DGL
+    GATConv has feat_drop 0.1, and LeakyReLU(0.2) and dropout 0.1 follow the layer). `dropout` is
+    the attention dropout inside the layer and the dropout after fusion.
+    init: ID embeddings Xavier-uniform ("xavier") or N(0, 0.1^2) ("normal", the released code).
+    The paper does not state this initialisation, so Xavier (our choice before the audit) stays.
+    infonce: "symmetric" (a->b and b->a averaged) or "one_way" (a->b only, the released code).
+    The paper writes CMCL as InfoNCE with in-batch negatives without fixing a direction; the
+    default keeps the symmetric reading and the one-way one is measured in notebook 08.
+    cl_sign: sign of the item modality pairs, "paper" (minimise InfoNCE) or "released"
+    (minimise 1 - InfoNCE). cl_user_sign: the same for the user pair (z_u^cf, z_u^lm), which
+    the released code does not have: "paper" or "flipped" (1 - InfoNCE).
+    cl_items: item rows of the modality pairs, "unique" (the unique items among the batch's
+    positives and negatives) or "batch" (the released code: the pairs once over the positives and
+    once over the negatives, duplicates kept, so a repeated item is its own negative; each pair's
+    term is the mean of the two). The paper names the batch's positive and negative items only.
     user_fusion: how the user LM branch (user_branch=True) is used, "align" (a CMCL pair with
     the CF user vector; the score stays z_u^cf . z_i) or "sum" (z_u = z_u^cf + z_u^lm).
     """
@@ -61,12 +88,19 @@ class RecGOATConfig:
     gat_layers: int = 1
     heads: int = 8
     dropout: float = 0.1
+    gat_feat_dropout: float = 0.1
+    gat_activation: str = "leaky_relu"
+    gat_out_dropout: float = 0.1
+    init: str = "xavier"
     user_branch: bool = True
     user_fusion: str = "align"
     cl_weight: float = 0.032
     cl_temperature: float = 0.2
     cl_modality_share: float = 0.5
     cl_sign: str = "paper"
+    cl_user_sign: str = "paper"
+    infonce: str = "symmetric"
+    cl_items: str = "unique"
     ot_scale: float = 100.0
     ot_eps: float = 0.01
     ot_iters: int = 100
@@ -82,7 +116,11 @@ class RecGOATConfig:
             raise ValueError(f"modalities must be distinct names from {known}, got {self.modalities}")
         for name, value, allowed in (("fusion", self.fusion, FUSIONS), ("cl_sign", self.cl_sign, CL_SIGNS),
                                      ("sinkhorn", self.sinkhorn, SINKHORN_METHODS),
-                                     ("user_fusion", self.user_fusion, USER_FUSIONS)):
+                                     ("user_fusion", self.user_fusion, USER_FUSIONS),
+                                     ("cl_user_sign", self.cl_user_sign, CL_USER_SIGNS),
+                                     ("infonce", self.infonce, INFONCE), ("cl_items", self.cl_items, CL_ITEMS),
+                                     ("gat_activation", self.gat_activation, GAT_ACTIVATIONS),
+                                     ("init", self.init, INITS)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         if self.gat_layers < 0:
@@ -91,19 +129,29 @@ class RecGOATConfig:
             raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads})")
         if not 0.0 <= self.cl_modality_share <= 1.0:
             raise ValueError(f"cl_modality_share must be in [0, 1], got {self.cl_modality_share}")
+        for name in ("dropout", "gat_feat_dropout", "gat_out_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
 
 
 class GraphAttentionBranch(nn.Module):
-    """One LM view on its kNN graph: Linear(d_feat -> d), then `layers` multi-head GAT layers with
-    self loops (ELU between stacked layers, as in GAT; the paper's one layer has none)."""
+    """One LM view on its kNN graph: Linear(d_feat -> d), then `gat_layers` multi-head GAT layers with
+    self loops. Each layer has the paper's LeakyReLU(0.2) and dropout 0.1 where the released code puts
+    them: dropout on its input features, attention (LeakyReLU(0.2) scores, attention dropout), then
+    LeakyReLU(0.2) and dropout on its output (`RecGOATConfig.gat_feat_dropout`, `gat_activation`,
+    `gat_out_dropout`; stacked layers are joined by that activation)."""
 
-    def __init__(self, features: np.ndarray, k: int, dim: int, heads: int, dropout: float, layers: int = 1):
+    def __init__(self, features: np.ndarray, c: RecGOATConfig):
         super().__init__()
         self.register_buffer("x", torch.as_tensor(features, dtype=torch.float32), persistent=False)
-        self.register_buffer("edge_index", with_self_loops(knn_graph(features, k)), persistent=False)
-        self.proj = nn.Linear(features.shape[1], dim)
-        self.gats = nn.ModuleList(SparseGATConv(dim, dim // heads, heads=heads, concat=True, negative_slope=0.2,
-                                                dropout=dropout, add_self_loops=False) for _ in range(layers))
+        self.register_buffer("edge_index", with_self_loops(knn_graph(features, c.knn_k)), persistent=False)
+        self.proj = nn.Linear(features.shape[1], c.dim)
+        self.gats = nn.ModuleList(SparseGATConv(c.dim, c.dim // c.heads, heads=c.heads, concat=True,
+                                                negative_slope=0.2, dropout=c.dropout, add_self_loops=False)
+                                  for _ in range(c.gat_layers))
+        self.feat_dropout = nn.Dropout(c.gat_feat_dropout)
+        self.after = nn.Sequential(nn.LeakyReLU(0.2) if c.gat_activation == "leaky_relu" else nn.Identity(),
+                                   nn.Dropout(c.gat_out_dropout))
 
     def forward(self, targets: Tensor | None = None, upto: int | None = None) -> Tensor:
         """The view after all GAT layers (or the input of layer `upto`) of every node, or of
@@ -117,8 +165,8 @@ class GraphAttentionBranch(nn.Module):
         else:
             x, edge_index, rows = self.x[targets], None, None
         h = self.proj(x)
-        for j, gat in enumerate(gats):
-            h = gat(F.elu(h) if j else h, edge_index)
+        for gat in gats:
+            h = self.after(gat(self.feat_dropout(h), edge_index))
         return h if rows is None else h[rows]
 
     @torch.no_grad()
@@ -128,8 +176,7 @@ class GraphAttentionBranch(nn.Module):
             raise ValueError("this branch has no GAT layer (gat_layers=0)")
         last = len(self.gats) - 1
         h = self.forward(upto=last)
-        _, (edge_index, alpha) = self.gats[last](F.elu(h) if last else h, self.edge_index,
-                                                 return_attention_weights=True)
+        _, (edge_index, alpha) = self.gats[last](self.feat_dropout(h), self.edge_index, return_attention_weights=True)
         return edge_index, alpha.mean(1)
 
 
@@ -148,12 +195,13 @@ class RecGOAT(Recommender):
                             f"user_branch=False as in the released code)")
         self.n_users = ds.n_users
         self.embedding = nn.Embedding(ds.n_users + ds.n_items, c.dim)
-        nn.init.xavier_uniform_(self.embedding.weight)
+        if c.init == "normal":
+            nn.init.normal_(self.embedding.weight, std=NORMAL_INIT_STD)
+        else:
+            nn.init.xavier_uniform_(self.embedding.weight)
         self.propagate = LightGCNPropagation(to_torch_sparse(user_item_adjacency(ds)), c.layers)
-        self.branches = nn.ModuleDict({m: GraphAttentionBranch(ds.item_features[m], c.knn_k, c.dim, c.heads,
-                                                                c.dropout, c.gat_layers) for m in c.modalities})
-        self.user_lm = (GraphAttentionBranch(ds.user_features["text"], c.knn_k, c.dim, c.heads, c.dropout,
-                                             c.gat_layers) if c.user_branch else None)
+        self.branches = nn.ModuleDict({m: GraphAttentionBranch(ds.item_features[m], c) for m in c.modalities})
+        self.user_lm = GraphAttentionBranch(ds.user_features["text"], c) if c.user_branch else None
         init = {"image": c.fusion_init_image, "text": c.fusion_init_text}
         if c.fusion == "concat":
             self.concat = nn.Linear(c.dim * (len(c.modalities) + 1), c.dim)
@@ -217,15 +265,24 @@ class RecGOAT(Recommender):
         if c.cl_weight == 0:  # no CMCL: skip the InfoNCE terms (most of a step) instead of weighting them by 0
             return {"loss": bpr + reg, "bpr": bpr, "reg": reg, **logged}
 
-        cl_ui = info_nce(u, p, c.cl_temperature)
-        items = torch.unique(torch.cat([pos, neg]))
-        views = [emb.extras["item_cf"][items]] + [emb.extras[f"item_{m}"][items] for m in c.modalities]
-        pairs = [info_nce(a, b, c.cl_temperature) for a, b in combinations(views, 2)]
+        symmetric = c.infonce == "symmetric"
+        # the fused item rows are unit length already: only the user rows need normalising
+        cl_ui = info_nce(F.normalize(u, dim=1), p, c.cl_temperature, symmetric, normalised=True)
+        terms = []  # per CMCL pair, signed: the item modality pairs, then the user pair
+        views = [emb.extras["item_cf"], *(emb.extras[f"item_{m}"] for m in c.modalities)]
+        if len(views) > 1:
+            row_sets = [torch.unique(torch.cat([pos, neg]))] if c.cl_items == "unique" else [pos, neg]
+            per_set = []
+            for rows in row_sets:
+                unit = [F.normalize(v[rows], dim=1) for v in views]  # each view normalised once for all its pairs
+                per_set.append(torch.stack([info_nce(a, b, c.cl_temperature, symmetric, normalised=True)
+                                            for a, b in combinations(unit, 2)]))
+            item_pairs = torch.stack(per_set).mean(0)
+            terms.append(1.0 - item_pairs if c.cl_sign == "released" else item_pairs)
         if self.user_lm is not None and c.user_fusion == "align":
-            pairs.append(info_nce(emb.extras["user_cf"], emb.extras["user_lm"], c.cl_temperature))
-        cl_mod = torch.stack(pairs).mean() if pairs else torch.zeros((), device=u.device)
-        if c.cl_sign == "released":
-            cl_mod = 1.0 - cl_mod
+            user_pair = info_nce(emb.extras["user_cf"], emb.extras["user_lm"], c.cl_temperature, symmetric)
+            terms.append((1.0 - user_pair if c.cl_user_sign == "flipped" else user_pair).reshape(1))
+        cl_mod = torch.cat(terms).mean() if terms else torch.zeros((), device=u.device)
         cl = (1.0 - c.cl_modality_share) * cl_ui + c.cl_modality_share * cl_mod
         return {"loss": bpr + reg + c.cl_weight * cl, "bpr": bpr, "reg": reg, "cl": cl,
                 "cl_ui": cl_ui, "cl_modality": cl_mod, **logged}
