@@ -67,6 +67,7 @@ def norm_reg(*tensors: Tensor) -> Tensor:
     the row count of the last tensor (unlike `l2_reg`, the penalty grows linearly with the embedding scale)."""
     return sum(t.norm() for t in tensors) / tensors[-1].shape[0]
 
+
 def info_nce(a: Tensor, b: Tensor, temperature: float, symmetric: bool = True, normalised: bool = False) -> Tensor:
     """InfoNCE with in-batch negatives: row i of `a` and row i of `b` are the positive pair, the
     other rows of the batch the negatives, on cosine similarity / `temperature`.
