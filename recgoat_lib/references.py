@@ -1,8 +1,9 @@
 """Published reference numbers on MMRec's splits (full ranking, test at best validation Recall@20).
 
-Source: MMRec's evaluation table as quoted in the data root's README and PAPER.md (Zhou et al.,
-"A Comprehensive Survey on Multimodal Recommender Systems" / MMRec toolbox). Cited, not measured;
-tables put them next to what this code measures so the gap is visible.
+Source: MMRec's evaluation table (Zhou et al., "A Comprehensive Survey on Multimodal Recommender
+Systems" / MMRec toolbox), as quoted in the data root's README and in
+docs/paper.md#reference-numbers-cited-not-measured. Cited, not measured; tables put them next to
+what this code measures so the gap is visible.
 """
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .data import Dataset, item_texts, prepare_interactions
+from .dataset import Dataset, item_texts, prepare_interactions
 
 TOPICS = {
     "stroller": ("stroller", "pushchair", ["foldable frame", "all-terrain wheels", "reclining seat", "sun canopy"]),

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..sequential import PAD, SequenceData, SequentialRecommender, embed
+from ..sequence_data import PAD, SequenceData, SequentialRecommender, embed
 from .base import info_nce
 
 BACKBONES = ("sasrec", "gru4rec")

@@ -18,6 +18,22 @@ How the user LM branch is used the paper does not say; its score is z_u^cf . z_i
 user vector through one more CMCL pair (z_u^cf, z_u^lm), the user-side twin of the item
 modality pairs; `user_fusion="sum"` instead scores with z_u = z_u^cf + z_u^lm (our earlier
 reading, measured in notebook 08).
+
+Paper to code (the equations are in docs/paper.md; the README's "Paper to code" table covers the
+whole library):
+
+| paper step                                      | code                                                    | notebook |
+|-------------------------------------------------|---------------------------------------------------------|----------|
+| docs/paper.md#step-1-lm-representations         | inputs: lm.with_lm_features, images.with_image_features | 02       |
+| docs/paper.md#user-item-graph-lightgcn          | self.propagate (lightgcn.LightGCNPropagation)           | 03       |
+| docs/paper.md#item-item-graphs-gat-per-modality | self.branches (GraphAttentionBranch, gat.SparseGATConv) | 03       |
+| docs/paper.md#user-user-graph                   | self.user_lm (GraphAttentionBranch on user LM features) | 03, 08   |
+| docs/paper.md#step-3-cmcl                       | RecGOAT.loss (base.info_nce)                            | 04       |
+| docs/paper.md#dimension-cost                    | RecGOAT._transport (ot.dimension_cost)                  | 05       |
+| docs/paper.md#sinkhorn                          | RecGOAT._transport (ot.transport_plan)                  | 05       |
+| docs/paper.md#residual-and-fusion               | RecGOAT._transport (self.delta), RecGOAT.forward        | 05, 08   |
+| docs/paper.md#step-5-prediction-and-loss        | Recommender.score, RecGOAT.loss (base.bpr_loss)         | 07       |
+| docs/paper.md#departures-of-the-released-code   | RecGOATConfig switches, train.TrainConfig               | 08       |
 """
 from __future__ import annotations
 
@@ -217,26 +233,35 @@ class RecGOAT(Recommender):
         """Every item's row; every user's row, or only the rows of `users` (a training batch: the
         user LM branch then runs on their neighbourhood alone)."""
         c = self.config
+        # Step 2: LightGCN over the normalised user-item graph (docs/paper.md#user-item-graph-lightgcn)
         out = self.propagate(self.embedding.weight)
         user, item_cf = out[: self.n_users], out[self.n_users:]
         if users is not None:
             user = user[users]
+        # Step 2: Linear + GAT over each modality's item-item kNN graph (docs/paper.md#item-item-graphs-gat-per-modality)
         views = {m: branch() for m, branch in self.branches.items()}
         extras: dict[str, Tensor] = {"user_cf": user, "item_cf": item_cf, **{f"item_{m}": v for m, v in views.items()}}
+        # Step 2: GAT over the user-user kNN graph of the user LM features (docs/paper.md#user-user-graph); with
+        # user_fusion="align" it enters only CMCL (Step 3, in self.loss)
         if self.user_lm is not None:
             extras["user_lm"] = self.user_lm(users)
             if c.user_fusion == "sum":
                 user = user + extras["user_lm"]
 
+        # Ablation fusion="concat": a linear layer over [Z^cf, Z^m...] replaces OAT and the weighted sum
         if c.fusion == "concat":
             fused = self.concat(torch.cat([item_cf, *views.values()], dim=1))
         else:
+            # Step 4: OAT, Z^m (T^m + Delta^m) with T^m from Sinkhorn on the dimension cost (docs/paper.md#step-4-oat)
             if c.fusion == "oat" and views:
                 views = self._transport(views, item_cf, extras)
+            # Step 4: fusion (1 - a - b) Z^cf + a Z^img + b Z^txt, learnable a, b (docs/paper.md#residual-and-fusion)
             fused = (1.0 - sum(self.weights.values())) * item_cf
             for m, v in views.items():
                 fused = fused + self.weights[m] * v
                 extras[f"fusion_{m}"] = self.weights[m].detach()
+        # Step 4: LayerNorm, dropout, L2 normalisation (docs/paper.md#residual-and-fusion); Step 5 scores
+        # user . item (docs/paper.md#step-5-prediction-and-loss)
         item = F.normalize(self.dropout(self.norm(fused)), dim=1)
         return Embeddings(user, item, extras)
 
