@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from .ablations import DEPARTURES
+from .departures import DEPARTURES
 from .data import REPO_ROOT
 
 FIGURES_DIR = REPO_ROOT / "figures"
@@ -85,7 +85,7 @@ def measured_effect(row: pd.Series, label: str, metric: str = EFFECT_METRIC) -> 
 
 def departure_table(tables_dir: Path = TABLES_DIR,
                     sources: tuple[tuple[str, str], ...] = DEPARTURE_SOURCES) -> pd.DataFrame:
-    """Paper | released code | default here | switch | measured effect, one row per `ablations.DEPARTURES`.
+    """Paper | released code | default here | switch | measured effect, one row per `departures.DEPARTURES`.
 
     The measured effect is computed from each source's ablation table (its row for the departure's
     variant, when that variant has run there with at least one seed), never typed: "not yet

@@ -9,12 +9,24 @@ import pytest
 import torch
 from torch_geometric.nn import GATConv
 
-from recgoat_lib.ablations import (ABLATIONS, DEPARTURES, REAL_TEXT_VARIANTS, REFERENCE, SWEEPS, AblationResult,
-                                   ablation_table, missing_features, plot_sweeps, run_ablations, run_budget_ablations,
-                                   run_sweeps, sweep_choice)
+from recgoat_lib.ablations import (
+    ABLATIONS,
+    REAL_TEXT_VARIANTS,
+    REFERENCE,
+    SWEEPS,
+    AblationResult,
+    ablation_table,
+    missing_features,
+    plot_sweeps,
+    run_ablations,
+    run_budget_ablations,
+    run_sweeps,
+    sweep_choice,
+)
 from recgoat_lib.benchmark import Benchmark, Budget
 from recgoat_lib.config import Profile, get_profile
 from recgoat_lib.data import Dataset
+from recgoat_lib.departures import DEPARTURES
 from recgoat_lib.models import build_model, make_config
 from recgoat_lib.models.recgoat import RecGOAT, RecGOATConfig
 from recgoat_lib.stats import paired_test

@@ -4,7 +4,7 @@ import json
 import pandas as pd
 import pytest
 
-from recgoat_lib.ablations import DEPARTURES
+from recgoat_lib.departures import DEPARTURES
 from recgoat_lib.report import departure_table, notebook_durations, save_table, update_readme
 
 
