@@ -35,6 +35,9 @@ run_notebooks() {
   # quick: notebooks are executed in place (the committed copies); paper: copies under results/executed/paper/
   local out=notebooks params=()
   if [ "$profile" = paper ]; then out=results/executed/paper; params=(-p PROFILE paper); mkdir -p "$out"; fi
+  # The quick run records each notebook's headline numbers in results/pins/ (review their diff and
+  # commit them); every other execution, CI's nbval included, checks against them.
+  export RECGOAT_RECORD_PINS=1
   for nb in notebooks/[0-9][0-9]_*.ipynb; do
     echo "== $nb ($profile)"
     if ! "$VENV/bin/papermill" "$nb" "$out/$(basename "$nb")" "${params[@]}" -k python3 \
