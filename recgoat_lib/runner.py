@@ -42,7 +42,8 @@ from .models.dmesr import SEQUENTIAL_MODELS
 from .sequential import SequenceData, train_sequential
 from .train import TrainConfig, TrainResult, resolve_device, seed_everything, train
 
-RESULTS_DIR = REPO_ROOT / "results"
+# Where run records (runs/<dataset>/), checkpoints and saved model states go: $RECGOAT_RESULTS_DIR or results/.
+RESULTS_DIR = Path(os.environ.get("RECGOAT_RESULTS_DIR", REPO_ROOT / "results"))
 PACKAGE_DIR = Path(__file__).resolve().parent
 EXECUTORS = ("serial", "ray")
 RunData = Union[Dataset, SequenceData]
