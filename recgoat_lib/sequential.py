@@ -195,8 +195,9 @@ class SequentialRecommender(nn.Module, ABC):
 
 
 def target_ranks(scores: Tensor, targets: Tensor, masked: Tensor | None = None) -> Tensor:
-    """0-based rank of each row's target among its candidates; ties count against the target,
-    `masked` (bool, same shape) candidates are left out."""
+    """0-based rank of each row's target among its candidates; ties count against the target
+    (every candidate scoring at least as high ranks ahead: the tie policy of `evaluate.ranked_hits`,
+    exact and independent of item order), `masked` (bool, same shape) candidates are left out."""
     target_scores = scores.gather(1, targets[:, None])
     ahead = scores >= target_scores
     ahead.scatter_(1, targets[:, None], False)
@@ -217,7 +218,8 @@ def evaluate_sequential(model: SequentialRecommender, data: SequenceData, split:
                         batch_size: int = 1024) -> EvalResult:
     """Full ranking over all items minus the user's history (metric names as in `evaluate`:
     hit@K is HR@K, recall@K equals it with one target) plus the `n_sampled`-negatives variant
-    under names prefixed `sampled<n>_` (n_sampled=0 skips it). The negatives depend on `seed`
+    under names prefixed `sampled<n>_` (n_sampled=0 skips it). Tied scores count against the
+    model in both (see `target_ranks`), as in `evaluate`. The negatives depend on `seed`
     only, not on the model or its training seed, so per-user values pair up across runs."""
     was_training = model.training
     model.eval()
