@@ -25,6 +25,27 @@ FEATURE_DIR_ENV = "RECGOAT_FEATURE_DIR"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def repo_relative(path: str | os.PathLike) -> Path:
+    """`path` relative to the repository root when it lies inside it, else unchanged: what the
+    library returns and prints for files it wrote, so notebook outputs carry no machine's paths."""
+    path = Path(path)
+    resolved = path.resolve()
+    return resolved.relative_to(REPO_ROOT) if resolved.is_relative_to(REPO_ROOT) else path
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """How a path is printed: relative to the repository root when inside it (`figures/x.png`),
+    under the home folder as `~/...`, anywhere else as `.../<name>`, so that printed (and
+    committed) output never contains an absolute path of the machine it ran on."""
+    path = Path(path).resolve()
+    if path.is_relative_to(REPO_ROOT):
+        return path.relative_to(REPO_ROOT).as_posix()
+    home = Path.home().resolve()
+    if path.is_relative_to(home) and home != Path(home.anchor):
+        return "~/" + path.relative_to(home).as_posix()
+    return f".../{path.name}"
+
+
 class DataError(ValueError):
     """Malformed or inconsistent input data; the message names the file and the problem."""
 
