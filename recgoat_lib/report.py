@@ -69,14 +69,13 @@ def notebook_durations(notebooks_dir: Path = NOTEBOOKS_DIR) -> pd.DataFrame:
     return pd.concat([frame, pd.DataFrame([total])], ignore_index=True).assign(minutes=lambda f: f["seconds"] / 60)
 
 
-def update_readme(readme: Path = README, tables_dir: Path = TABLES_DIR) -> list[str]:
-    """Fill every `<!-- table:NAME -->...<!-- /table -->` block of README.md with results/tables/NAME.md.
+TABLE_BLOCK = re.compile(r"(<!-- table:([\w\-]+) -->\n).*?(<!-- /table -->)", re.S)
 
-    Tables are only ever copied from what the pipeline wrote, so the README cannot drift from
-    the code's numbers. Returns the names filled; a marker whose table is missing says so.
-    """
-    text = readme.read_text()
-    pattern = re.compile(r"(<!-- table:([\w\-]+) -->\n).*?(<!-- /table -->)", re.S)
+
+def render_readme(text: str, tables_dir: Path = TABLES_DIR) -> tuple[str, list[str]]:
+    """`text` with every `<!-- table:NAME -->...<!-- /table -->` block replaced by results/tables/NAME.md,
+    and the names filled (a marker whose table is missing says so instead). Pure: writes nothing, so
+    tests can check that the committed README equals what the committed tables give."""
     filled = []
 
     def fill(m: re.Match) -> str:
@@ -86,7 +85,17 @@ def update_readme(readme: Path = README, tables_dir: Path = TABLES_DIR) -> list[
         filled.append(m.group(2))
         return f"{m.group(1)}{path.read_text().rstrip()}\n{m.group(3)}"
 
-    readme.write_text(pattern.sub(fill, text))
+    return TABLE_BLOCK.sub(fill, text), filled
+
+
+def update_readme(readme: Path = README, tables_dir: Path = TABLES_DIR) -> list[str]:
+    """Fill every table block of README.md from results/tables/ (see `render_readme`); returns the names filled.
+
+    Tables are only ever copied from what the pipeline wrote, so the README cannot drift from
+    the code's numbers.
+    """
+    text, filled = render_readme(readme.read_text(), tables_dir)
+    readme.write_text(text)
     return filled
 
 
