@@ -250,7 +250,10 @@ def train_sequential(model: SequentialRecommender, data: SequenceData, config: T
                      seed: int) -> TrainResult:
     """Next-item training (Adam, shuffled user sequences); validation every `eval_every`
     epochs on `config.select_metric`; stop after `patience` evaluations without improvement;
-    test metrics (full and sampled) at the best-validation epoch."""
+    test metrics (full and sampled) at the best-validation epoch. Runs with the pinned torch
+    thread count (`determinism.pin_threads`), on which the metrics depend."""
+    from .determinism import pin_threads
+    pin_threads()
     if config.selection != "valid":
         raise ValueError("sequential models are selected on validation only (selection='valid')")
     device = resolve_device(config.device)
