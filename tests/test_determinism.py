@@ -52,7 +52,8 @@ def test_training_runs_with_the_pinned_count(monkeypatch):
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)  # e.g. left over from other code in the same process
-        train(build_model("bpr", ds, {"dim": 4}), ds, TrainConfig(epochs=1, ks=(2,), select_metric="recall@2", progress=False), seed=0)
+        config = TrainConfig(epochs=1, ks=(2,), select_metric="recall@2", progress=False)
+        train(build_model("bpr", ds, {"dim": 4}), ds, config, seed=0)
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
