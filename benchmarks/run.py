@@ -130,7 +130,7 @@ def oat_points(scale: Scale, n_items: int) -> list[dict]:
 
 def run_task(task: dict, timeout_s: int, threads: int) -> dict:
     """One task in a fresh interpreter; its JSON row, or {"error": ...} on failure or timeout."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env = {**os.environ, **{v: str(threads) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "RECGOAT_THREADS")}}
     t0 = time.perf_counter()
     try:
         proc = subprocess.run([sys.executable, "-m", "benchmarks.tasks", json.dumps(task)], cwd=REPO_ROOT, env=env,

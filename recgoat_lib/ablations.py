@@ -277,17 +277,17 @@ def main(argv: list[str] | None = None) -> None:
     """`python -m recgoat_lib.ablations`: the ablations on real Sports text under the benchmark's
     SPORTS_TEXT_CHECK budget; prints the table and writes `<table>` (and the per-run `<table>_runs`)."""
     import argparse
-    import torch
     from .benchmark import efficiency
+    from .determinism import pin_threads
     from .report import save_table
     p = argparse.ArgumentParser(prog="python -m recgoat_lib.ablations", description=main.__doc__)
     p.add_argument("--variants", default=",".join(REAL_TEXT_VARIANTS),
                    help=f"comma-separated, must include {REFERENCE!r}; known: {', '.join(ABLATIONS)}")
     p.add_argument("--seeds", default=",".join(map(str, REAL_TEXT_SEEDS)))
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (the results depend on it)")
     p.add_argument("--table", default=f"{SPORTS_TEXT_CHECK.dataset}_ablations")
     a = p.parse_args(argv)
-    torch.set_num_threads(a.threads)
+    pin_threads(a.threads)
     result = run_budget_ablations(names=tuple(a.variants.split(",")), seeds=tuple(int(s) for s in a.seeds.split(",")))
     table = ablation_table(result)
     print(table.to_markdown(index=False, floatfmt=".4g"))

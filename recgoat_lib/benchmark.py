@@ -242,19 +242,19 @@ def main(argv: list[str] | None = None) -> None:
     """`python -m recgoat_lib.benchmark`: run the SPORTS_TEXT_CHECK budget (or a given one)
     through the results cache and print the table, so a notebook can load the records."""
     import argparse
-    import torch
     from .config import get_profile
     from .data import load_dataset
+    from .determinism import pin_threads
     from .report import save_table
     p = argparse.ArgumentParser(prog="python -m recgoat_lib.benchmark", description=main.__doc__)
     p.add_argument("--labels", default=",".join(SPORTS_TEXT_CHECK.labels))
     p.add_argument("--seeds", default=",".join(map(str, SPORTS_TEXT_CHECK.seeds)))
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (the results depend on it)")
     p.add_argument("--extra", type=json.loads, default={},
                    help='config overrides per entry as JSON, e.g. \'{"recgoat": {"cl_weight": 0.005}}\'')
     p.add_argument("--table", default=None, help="table name (default: <dataset>_text_check)")
     a = p.parse_args(argv)
-    torch.set_num_threads(a.threads)
+    pin_threads(a.threads)
     budget = replace(SPORTS_TEXT_CHECK, labels=tuple(a.labels.split(",")), seeds=tuple(int(s) for s in a.seeds.split(",")))
     res = budget.run(load_dataset(budget.dataset), get_profile("paper"), extra=a.extra)
     table = results_table(res)

@@ -23,13 +23,34 @@ from .toy import make_toy
 __all__ = ["FEATURE_FILES", "SPLITS", "TEXT_FIELDS", "DataError", "Dataset", "item_texts", "kcore", "mmrec_split",
            "prepare_interactions", "validate", "USER_FEATURE_FILES", "ITEM_TEXT_FILE", "DATA_ROOT_ENV",
            "FEATURE_DIR_ENV", "REPO_ROOT", "data_root", "read_inter", "feature_dir", "load_dataset", "load_mmrec",
-           "available_datasets"]
+           "available_datasets", "repo_relative", "shown_path"]
 
 USER_FEATURE_FILES = {"text": "user_text_feat.npy"}
 ITEM_TEXT_FILE = "item_text.tsv"
 DATA_ROOT_ENV = "RECGOAT_DATA_ROOT"
 FEATURE_DIR_ENV = "RECGOAT_FEATURE_DIR"
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def repo_relative(path: str | os.PathLike) -> Path:
+    """`path` relative to the repository root when it lies inside it, else unchanged: what the
+    library returns and prints for files it wrote, so notebook outputs carry no machine's paths."""
+    path = Path(path)
+    resolved = path.resolve()
+    return resolved.relative_to(REPO_ROOT) if resolved.is_relative_to(REPO_ROOT) else path
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """How a path is printed: relative to the repository root when inside it (`figures/x.png`),
+    under the home folder as `~/...`, anywhere else as `.../<name>`, so that printed (and
+    committed) output never contains an absolute path of the machine it ran on."""
+    path = Path(path).resolve()
+    if path.is_relative_to(REPO_ROOT):
+        return path.relative_to(REPO_ROOT).as_posix()
+    home = Path.home().resolve()
+    if path.is_relative_to(home) and home != Path(home.anchor):
+        return "~/" + path.relative_to(home).as_posix()
+    return f".../{path.name}"
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:

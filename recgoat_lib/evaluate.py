@@ -1,4 +1,10 @@
-"""Full-ranking evaluation (MMRec protocol): score every item, mask the user's training items, rank with topk."""
+"""Full-ranking evaluation (MMRec protocol): score every item, mask the user's training items, rank with topk.
+
+Tie policy (shared with `sequential.evaluate_sequential`): **ties count against the model**.
+Among items with equal scores, the non-relevant ones rank first, so a tie never earns credit
+and the metrics depend only on the scores, not on the order `torch.topk` happens to return
+equal values in (undocumented, and different on CPU and CUDA). A constant scorer gets zero.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,10 +51,37 @@ def rank_metrics(hits: Tensor, n_relevant: Tensor, ks: tuple[int, ...]) -> dict[
     return out
 
 
+def ranked_hits(scores: Tensor, relevant: Tensor, k: int) -> Tensor:
+    """[B, k] bool: is the item at each of the top-k ranks relevant, with ties against the model.
+
+    The order is that of sorting by (score descending, relevant last), whatever order `topk`
+    returns tied values in. Only the top k+1 values are sorted: runs of equal values inside the
+    top k are re-ordered non-relevant first, and only in rows whose boundary run continues past
+    rank k (seen from the (k+1)-th value; rare with real-valued scores) are the tied items
+    counted over all items, so that the top k gets as few relevant ones as the ties allow.
+    """
+    values, top = torch.topk(scores, min(k + 1, scores.shape[1]), dim=1)
+    crosses = values[:, k] == values[:, k - 1] if values.shape[1] > k else torch.zeros_like(relevant[:, 0])
+    values, hits = values[:, :k], torch.gather(relevant, 1, top[:, :k])
+    run = torch.cat([torch.zeros_like(values[:, :1], dtype=torch.long),
+                     (values[:, 1:] != values[:, :-1]).long().cumsum(1)], 1)
+    hits = torch.gather(hits, 1, torch.sort(run * 2 + hits.long(), dim=1, stable=True).indices)
+    rows = crosses.nonzero()[:, 0]
+    if len(rows):
+        at_boundary = run[rows] == run[rows, -1:]
+        tied = scores[rows] == values[rows, -1:]
+        tied_irrelevant = (tied & ~relevant[rows]).sum(1, keepdim=True)
+        relevant_in_run = (at_boundary.sum(1, keepdim=True) - tied_irrelevant).clamp(min=0)
+        last_ranks = torch.arange(k, device=scores.device)[None, :] >= k - relevant_in_run
+        hits[rows] = torch.where(at_boundary, last_ranks, hits[rows])
+    return hits
+
+
 @torch.no_grad()
 def evaluate(model: Recommender, ds: Dataset, split: str = "valid", ks: tuple[int, ...] = (10, 20),
              batch_size: int = 4096, eval_mode: bool = True) -> EvalResult:
-    """Rank all items for every user with ground truth in `split`, training items masked.
+    """Rank all items for every user with ground truth in `split`, training items masked
+    (ties against the model, see `ranked_hits`).
 
     `eval_mode=False` keeps dropout on, as the released RecGOAT code evaluates.
     """
@@ -65,11 +98,10 @@ def evaluate(model: Recommender, ds: Dataset, split: str = "valid", ks: tuple[in
         scores = model.score(emb, torch.from_numpy(batch).to(device))
         seen = _batch_coo(train, batch, device)
         scores[seen[0], seen[1]] = -torch.inf
-        top = torch.topk(scores, k_max, dim=1).indices
         gt = torch.zeros_like(scores, dtype=torch.bool)
         rel = _batch_coo(truth, batch, device)
         gt[rel[0], rel[1]] = True
-        hits = torch.gather(gt, 1, top)
+        hits = ranked_hits(scores, gt, k_max)
         n_rel = torch.from_numpy(np.diff(truth.indptr)[batch]).to(device)
         for name, v in rank_metrics(hits, n_rel, ks).items():
             per_user.setdefault(name, []).append(v.cpu())

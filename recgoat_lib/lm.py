@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .data import REPO_ROOT, DataError, Dataset, feature_dir, load_dataset
+from .data import REPO_ROOT, DataError, Dataset, feature_dir, load_dataset, shown_path
 
 CACHE_DIR = REPO_ROOT / "results" / "cache" / "lm"
 MISSING_POLICIES = ("placeholder", "mean", "error")
@@ -525,7 +525,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     out = write_features(ds.name, f, a.out)
     summary = f.summary()
     print(json.dumps(summary, indent=2))
-    print(f"wrote {out}")
+    print(f"wrote {shown_path(out)}")
     return summary
 
 

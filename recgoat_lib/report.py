@@ -1,4 +1,8 @@
-"""Where notebooks write what they show: figures to figures/, tables to results/tables/."""
+"""Where notebooks write what they show: figures to figures/, tables to results/tables/.
+
+The save functions return the written path relative to the repository root (see
+`data.repo_relative`), so printing it puts no absolute path of the machine into notebook outputs.
+"""
 from __future__ import annotations
 
 import json
@@ -9,8 +13,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from .data import REPO_ROOT, repo_relative
 from .departures import DEPARTURES
-from .data import REPO_ROOT
 
 FIGURES_DIR = REPO_ROOT / "figures"
 TABLES_DIR = REPO_ROOT / "results" / "tables"
@@ -28,21 +32,21 @@ def _stem(name: str, profile: str | None) -> str:
 
 
 def save_figure(fig: plt.Figure, name: str, profile: str | None = "quick") -> Path:
-    """Write `figures/<name>.png` (paper-profile figures get a `_paper` suffix)."""
+    """Write `figures/<name>.png` (paper-profile figures get a `_paper` suffix); returns its repo-relative path."""
     FIGURES_DIR.mkdir(parents=True, exist_ok=True)
     path = FIGURES_DIR / f"{_stem(name, profile)}.png"
     fig.savefig(path)
-    return path
+    return repo_relative(path)
 
 
 def save_table(df: pd.DataFrame, name: str, profile: str | None = "quick", float_format: str = "%.4f") -> Path:
-    """Write a table as CSV, Markdown and LaTeX under results/tables/; returns the CSV path."""
+    """Write a table as CSV, Markdown and LaTeX under results/tables/; returns the CSV's repo-relative path."""
     TABLES_DIR.mkdir(parents=True, exist_ok=True)
     stem = TABLES_DIR / _stem(name, profile)
     df.to_csv(stem.with_suffix(".csv"), index=False, float_format=float_format)
     stem.with_suffix(".md").write_text(df.to_markdown(index=False, floatfmt=float_format[1:]) + "\n")
     stem.with_suffix(".tex").write_text(df.to_latex(index=False, float_format=float_format.__mod__))
-    return stem.with_suffix(".csv")
+    return repo_relative(stem.with_suffix(".csv"))
 
 
 README = REPO_ROOT / "README.md"
@@ -106,14 +110,13 @@ def departure_table(tables_dir: Path = TABLES_DIR,
     return pd.DataFrame(rows)
 
 
-def update_readme(readme: Path = README, tables_dir: Path = TABLES_DIR) -> list[str]:
-    """Fill every `<!-- table:NAME -->...<!-- /table -->` block of README.md with results/tables/NAME.md.
+TABLE_BLOCK = re.compile(r"(<!-- table:([\w\-]+) -->\n).*?(<!-- /table -->)", re.S)
 
-    Tables are only ever copied from what the pipeline wrote, so the README cannot drift from
-    the code's numbers. Returns the names filled; a marker whose table is missing says so.
-    """
-    text = readme.read_text()
-    pattern = re.compile(r"(<!-- table:([\w\-]+) -->\n).*?(<!-- /table -->)", re.S)
+
+def render_readme(text: str, tables_dir: Path = TABLES_DIR) -> tuple[str, list[str]]:
+    """`text` with every `<!-- table:NAME -->...<!-- /table -->` block replaced by results/tables/NAME.md,
+    and the names filled (a marker whose table is missing says so instead). Pure: writes nothing, so
+    tests can check that the committed README equals what the committed tables give."""
     filled = []
 
     def fill(m: re.Match) -> str:
@@ -123,7 +126,17 @@ def update_readme(readme: Path = README, tables_dir: Path = TABLES_DIR) -> list[
         filled.append(m.group(2))
         return f"{m.group(1)}{path.read_text().rstrip()}\n{m.group(3)}"
 
-    readme.write_text(pattern.sub(fill, text))
+    return TABLE_BLOCK.sub(fill, text), filled
+
+
+def update_readme(readme: Path = README, tables_dir: Path = TABLES_DIR) -> list[str]:
+    """Fill every table block of README.md from results/tables/ (see `render_readme`); returns the names filled.
+
+    Tables are only ever copied from what the pipeline wrote, so the README cannot drift from
+    the code's numbers.
+    """
+    text, filled = render_readme(readme.read_text(), tables_dir)
+    readme.write_text(text)
     return filled
 
 

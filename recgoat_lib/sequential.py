@@ -65,8 +65,9 @@ def lm_views(ds: Dataset, encoder: Any = None) -> dict[str, np.ndarray]:
 
 
 def target_ranks(scores: Tensor, targets: Tensor, masked: Tensor | None = None) -> Tensor:
-    """0-based rank of each row's target among its candidates; ties count against the target,
-    `masked` (bool, same shape) candidates are left out."""
+    """0-based rank of each row's target among its candidates; ties count against the target
+    (every candidate scoring at least as high ranks ahead: the tie policy of `evaluate.ranked_hits`,
+    exact and independent of item order), `masked` (bool, same shape) candidates are left out."""
     target_scores = scores.gather(1, targets[:, None])
     ahead = scores >= target_scores
     ahead.scatter_(1, targets[:, None], False)
@@ -87,7 +88,8 @@ def evaluate_sequential(model: SequentialRecommender, data: SequenceData, split:
                         batch_size: int = 1024) -> EvalResult:
     """Full ranking over all items minus the user's history (metric names as in `evaluate`:
     hit@K is HR@K, recall@K equals it with one target) plus the `n_sampled`-negatives variant
-    under names prefixed `sampled<n>_` (n_sampled=0 skips it). The negatives depend on `seed`
+    under names prefixed `sampled<n>_` (n_sampled=0 skips it). Tied scores count against the
+    model in both (see `target_ranks`), as in `evaluate`. The negatives depend on `seed`
     only, not on the model or its training seed, so per-user values pair up across runs."""
     was_training = model.training
     model.eval()
@@ -118,7 +120,10 @@ def train_sequential(model: SequentialRecommender, data: SequenceData, config: T
                      seed: int) -> TrainResult:
     """Next-item training (Adam, shuffled user sequences); validation every `eval_every`
     epochs on `config.select_metric`; stop after `patience` evaluations without improvement;
-    test metrics (full and sampled) at the best-validation epoch."""
+    test metrics (full and sampled) at the best-validation epoch. Runs with the pinned torch
+    thread count (`determinism.pin_threads`), on which the metrics depend."""
+    from .determinism import pin_threads
+    pin_threads()
     if config.selection != "valid":
         raise ValueError("sequential models are selected on validation only (selection='valid')")
     device = resolve_device(config.device)

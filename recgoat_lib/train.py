@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .data import Dataset
+from .determinism import pin_threads
 from .evaluate import evaluate
 from .models.base import Recommender
 
@@ -73,6 +74,7 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's global generators (the thread count is `determinism`'s job)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -127,8 +129,10 @@ def train(model: Recommender, ds: Dataset, config: TrainConfig, seed: int,
 
     With a `checkpoint` path the full state is saved after every evaluation, and a run
     started with the same path resumes where it stopped. `on_eval(epoch, model)` is called
-    after each evaluation (notebooks use it to record quantities over training).
+    after each evaluation (notebooks use it to record quantities over training). Runs with the
+    pinned torch thread count (`determinism.pin_threads`), on which the metrics depend.
     """
+    pin_threads()
     device = resolve_device(config.device)
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from recgoat_lib.evaluate import evaluate, rank_metrics
+from recgoat_lib.evaluate import evaluate, rank_metrics, ranked_hits
 from recgoat_lib.models.base import Embeddings, Recommender
 
 
@@ -24,7 +24,8 @@ class FixedScores(Recommender):
 
 
 def brute_force(scores, train, truth, k):
-    """Per-user loops over items, written independently of the vectorised code."""
+    """Per-user loops over items, written independently of the vectorised code; ties are broken
+    against the model (relevant items after non-relevant ones with the same score)."""
     out = {m: [] for m in ("recall", "ndcg", "precision", "map", "hit")}
     for u in range(scores.shape[0]):
         rel = set(np.flatnonzero(truth[u]))
@@ -32,7 +33,7 @@ def brute_force(scores, train, truth, k):
             continue
         s = scores[u].copy()
         s[train[u] > 0] = -np.inf
-        ranked = list(np.argsort(-s, kind="stable")[:k])
+        ranked = list(np.lexsort((truth[u] > 0, -s))[:k])
         hits = [1.0 if i in rel else 0.0 for i in ranked]
         dcg = sum(h / np.log2(r + 2) for r, h in enumerate(hits))
         idcg = sum(1 / np.log2(r + 2) for r in range(min(len(rel), k)))
@@ -87,3 +88,40 @@ def test_training_items_are_never_recommended(toy):
     perfect = evaluate(FixedScores(toy.csr("valid").toarray() * 100.0), toy, "valid", ks=(20,))
     assert res.metrics["recall@20"] < 0.2
     assert perfect.metrics["recall@20"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("split", ["valid", "test"])
+def test_heavily_tied_scores_match_brute_force(toy, split):
+    """Scores from {0, 1, 2}: hundreds of ties per user, inside the top-k and across its boundary."""
+    scores = np.random.default_rng(2).integers(0, 3, size=(toy.n_users, toy.n_items)).astype(np.float32)
+    res = evaluate(FixedScores(scores), toy, split, ks=(5, 20), batch_size=700)
+    for k in (5, 20):
+        for name, v in brute_force(scores, toy.csr("train").toarray(), toy.csr(split).toarray(), k).items():
+            assert res.metrics[name] == pytest.approx(v, abs=1e-6), name
+
+
+def test_all_equal_scores_earn_nothing(toy):
+    res = evaluate(FixedScores(np.zeros((toy.n_users, toy.n_items))), toy, "test", ks=(10, 20))
+    assert all(v == 0.0 for v in res.metrics.values())
+
+
+def test_ties_at_the_k_boundary_by_hand():
+    # ranks: item 0 (score 3), then items 1..4 tied at 2, then item 5 (score 1); k = 3 cuts the tie.
+    scores = torch.tensor([[3.0, 2, 2, 2, 2, 1]] * 3)
+    relevant = torch.tensor([[0, 1, 0, 0, 0, 0],    # 1 relevant among 4 tied: fits outside the top 3
+                             [0, 1, 1, 1, 0, 0],    # 3 relevant, 1 irrelevant tied: 2 slots -> 1 relevant, last
+                             [1, 1, 1, 1, 1, 0]], dtype=torch.bool)
+    assert ranked_hits(scores, relevant, 3).int().tolist() == [[0, 0, 0], [0, 0, 1], [1, 1, 1]]
+    # a tie inside the top k is ordered non-relevant first
+    inside = torch.tensor([[1, 0, 1, 0, 0, 0]], dtype=torch.bool)
+    assert ranked_hits(torch.tensor([[3.0, 3, 3, 1, 0, 0]]), inside, 4).int().tolist() == [[0, 1, 1, 0]]
+
+
+def test_ranking_does_not_depend_on_item_order():
+    """Permuting item ids (which changes the order `topk` returns ties in) leaves the hits unchanged."""
+    rng = np.random.default_rng(3)
+    scores = torch.from_numpy(rng.integers(0, 4, size=(50, 40)).astype(np.float32))
+    relevant = torch.from_numpy(rng.random((50, 40)) < 0.2)
+    perm = torch.from_numpy(rng.permutation(40))
+    for k in (1, 7, 40):
+        assert torch.equal(ranked_hits(scores, relevant, k), ranked_hits(scores[:, perm], relevant[:, perm], k))

@@ -243,7 +243,19 @@ def test_similarity_pairs_match_brute_force():
                                rtol=1e-5)
     assert (pairs["i"] != pairs["j"]).all() and (pairs["co"] > 0).any()
     gap = lm.semantic_gap(pairs)
-    assert -1 <= gap["spearman_lm_cf"] <= 1 and 0 < gap["share_co_occurring"] < 1
+    assert gap["pairs"] == len(pairs) and gap["share_co_occurring"] == pytest.approx((pairs["co"] > 0).mean())
+
+
+def test_semantic_gap_on_hand_made_pairs():
+    pairs = pd.DataFrame({"lm": [0.1, 0.2, 0.3, 0.4, 0.5], "cf": [0.0, 0.5, 0.4, 0.8, 0.9], "co": [0, 2, 1, 3, 4]})
+    gap = lm.semantic_gap(pairs)
+    # ranks of cf: 1, 3, 2, 4, 5 against 1..5 -> Spearman 1 - 6 * (0 + 1 + 1 + 0 + 0) / (5 * 24) = 0.9
+    assert gap["spearman_lm_cf"] == pytest.approx(0.9) and gap["share_co_occurring"] == pytest.approx(0.8)
+    assert gap["spearman_lm_cf_co_occurring"] == pytest.approx(0.8)  # cf ranks 2, 1, 3, 4 among the last four
+    assert gap["mean_lm_co_occurring"] == pytest.approx(0.35) and gap["mean_lm_never"] == pytest.approx(0.1)
+    assert gap["pearson_lm_cf"] == pytest.approx(np.corrcoef(pairs["lm"], pairs["cf"])[0, 1])
+    reversed_cf = lm.semantic_gap(pairs.assign(cf=[5, 4, 3, 2, 1]))
+    assert reversed_cf["spearman_lm_cf"] == pytest.approx(-1.0)
 
 
 def test_nearest_items_and_pca():

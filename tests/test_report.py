@@ -1,11 +1,13 @@
 """README tables are copied from results/tables, never typed."""
 import json
+import re
 
 import pandas as pd
 import pytest
 
 from recgoat_lib.departures import DEPARTURES
-from recgoat_lib.report import departure_table, notebook_durations, save_table, update_readme
+from recgoat_lib.report import (README, TABLE_BLOCK, departure_table, notebook_durations, render_readme, save_table,
+                                update_readme)
 
 
 def test_update_readme_copies_generated_tables(tmp_path, monkeypatch):
@@ -43,3 +45,26 @@ def test_departure_table_computes_the_measured_effect_from_the_ablation_table(tm
     assert (table == "not yet measured").sum() == sum(d.variant not in (None, measured.variant) for d in DEPARTURES)
     assert (departure_table(tmp_path / "absent")["measured effect"] == "not yet measured").sum() == sum(
         d.variant is not None for d in DEPARTURES)
+
+
+def drifted_tables(text: str) -> list[str]:
+    """Names of the README table blocks whose content differs from what `render_readme` writes."""
+    rendered = {m.group(2): m.group(0) for m in TABLE_BLOCK.finditer(render_readme(text)[0])}
+    return [m.group(2) for m in TABLE_BLOCK.finditer(text) if m.group(0) != rendered[m.group(2)]]
+
+
+def test_committed_readme_tables_equal_their_sources():
+    """Every generated block of the committed README is exactly the committed results/tables/NAME.md."""
+    text = README.read_text()
+    names = [m.group(2) for m in TABLE_BLOCK.finditer(text)]
+    assert names and render_readme(text)[1] == names, "a README table has no results/tables/NAME.md"
+    assert drifted_tables(text) == [], "README tables differ from results/tables/: run python -m recgoat_lib.report"
+    assert render_readme(text)[0] == text
+
+
+def test_a_hand_edited_readme_number_is_caught():
+    text = README.read_text()
+    first = next(TABLE_BLOCK.finditer(text))
+    digit = re.compile(r"\d").search(text, first.end(1))
+    edited = text[:digit.start()] + str((int(digit.group()) + 1) % 10) + text[digit.end():]
+    assert drifted_tables(edited) == [first.group(2)]

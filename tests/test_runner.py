@@ -15,7 +15,8 @@ import torch
 from recgoat_lib import runner
 from recgoat_lib.models.recgoat import RecGOAT
 from recgoat_lib.runner import RunnerError, run, run_many, run_lineup, spec
-from recgoat_lib.train import TrainConfig
+from recgoat_lib.models import build_model, make_config
+from recgoat_lib.train import TrainConfig, seed_everything, train
 
 from test_recgoat import tiny_dataset
 
@@ -54,7 +55,8 @@ import json, sys
 from pathlib import Path
 from recgoat_lib.runner import run, spec
 from recgoat_lib.toy import make_toy
-from recgoat_lib.train import TrainConfig
+from recgoat_lib.models import build_model, make_config
+from recgoat_lib.train import TrainConfig, seed_everything, train
 rec = run(spec("toy", "lightgcn", TrainConfig(epochs=2, batch_size=512, progress=False), 0, dim=16),
           make_toy(seed=2025), results_dir=Path(sys.argv[1]), threads=1)
 print(json.dumps({"key": rec["key"], "recall": rec["test"]["recall@20"]}))
@@ -130,6 +132,10 @@ def test_run_lineup_keeps_models_and_serves_them_from_the_cache(tmp_path):
     assert table[["variant", "seed"]].values.tolist() == [["lightgcn", 0], ["lightgcn", 1],
                                                           ["recgoat text", 0], ["recgoat text", 1]]
     assert isinstance(kept["recgoat text"], RecGOAT) and not kept["recgoat text"].training
+    seed_everything(1)  # a row is what training that variant directly from its seed gives
+    direct = train(build_model("recgoat", ds_small, make_config("recgoat", **variants["recgoat text"][1])),
+                   ds_small, cfg, 1)
+    assert table.iloc[3]["recall@20"] == direct.test["recall@20"] and table.iloc[3]["ndcg@20"] == direct.test["ndcg@20"]
     second = run_lineup(ds_small, variants, cfg, seeds=(0, 1), results_dir=tmp_path, keep_seed=1)
     again, kept2 = second.frame(), second.models
     assert again.equals(table) and second.records == first.records

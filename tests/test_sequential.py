@@ -12,10 +12,11 @@ import torch
 from torch import Tensor, nn
 
 from recgoat_lib.data import DataError, Dataset
+from recgoat_lib.evaluate import ranked_hits
 from recgoat_lib.models.dmesr import DMESR, SASRec, DMESRConfig, SASRecConfig
 from recgoat_lib.runner import per_user, run, spec
 from recgoat_lib.sequential import (PAD, SequenceData, SequentialRecommender, embed, evaluate_sequential,
-                                    leave_one_out)
+                                    leave_one_out, rank_metrics_single, target_ranks)
 from recgoat_lib.train import TrainConfig
 
 
@@ -162,6 +163,25 @@ def test_ties_count_against_the_target():
         model.table.zero_()  # every item scores 0: the target must come last, not first
     res = evaluate_sequential(model, data, "test", (1, 5), n_sampled=5, seed=0)
     assert res.metrics["hit@5"] == 0.0 and res.metrics["sampled5_hit@1"] == 0.0
+
+
+def test_ties_at_the_k_boundary_and_the_full_ranking_policy_agree():
+    """The target tied with items around rank k: the sequential ranks follow the policy of the
+    full-ranking evaluator (`ranked_hits`, ties against the model), case by case."""
+    scores = torch.tensor([[5.0, 4, 4, 4, 1, 0, 0],    # target 2 tied with 1 and 3: rank 3
+                           [5.0, 4, 4, 4, 1, 0, 0],    # target 0 alone on top: rank 0
+                           [0.0, 0, 0, 0, 0, 0, 0],    # all equal: last among the 7
+                           [2.0, 2, 9, 2, 2, 2, 2]])   # target 6 tied with 5 others below item 2: rank 6
+    targets = torch.tensor([2, 0, 3, 6])
+    ranks = target_ranks(scores, targets)
+    assert ranks.tolist() == [3, 0, 6, 6]
+    relevant = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, targets[:, None], True)
+    for k in (1, 3, 4, 7):
+        expected = torch.arange(k)[None, :] == ranks[:, None]
+        assert torch.equal(ranked_hits(scores, relevant, k), expected), k
+    hr = rank_metrics_single(ranks, (3, 4))
+    assert hr["hit@3"].tolist() == [0, 1, 0, 0] and hr["hit@4"].tolist() == [1, 1, 0, 0]
+    assert hr["ndcg@4"][0].item() == pytest.approx(1 / np.log2(5))
 
 
 def test_sampled_negatives_avoid_history_and_target(toy):

@@ -1,0 +1,54 @@
+"""Committed notebooks carry no absolute path of the machine that executed them, and the library
+prints the paths it writes relative to the repository (`data.shown_path`, `data.repo_relative`)."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from recgoat_lib.data import REPO_ROOT, repo_relative, shown_path
+
+NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+# Typical roots of absolute paths on Linux, macOS and Windows, plus this checkout's own location.
+ABSOLUTE = re.compile("|".join([r"/work/", r"/home/", r"/root/", r"/tmp/", r"/Users/", r"/private/var/",
+                                r"\b[A-Za-z]:\\", re.escape(str(REPO_ROOT) + "/")]))
+
+
+def _output_texts(output: dict) -> list[str]:
+    """The human-readable text of one cell output (images are base64 and could match by chance)."""
+    texts = [output.get("text", ""), "\n".join(output.get("traceback", []))]
+    for mime, value in output.get("data", {}).items():
+        if not mime.startswith("image/"):
+            texts.append(value if isinstance(value, str) else "".join(value) if isinstance(value, list)
+                         else json.dumps(value))
+    return ["".join(t) if isinstance(t, list) else t for t in texts]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_no_absolute_paths_in_committed_outputs(path: Path):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    found = []
+    for index, cell in enumerate(nb["cells"]):
+        for output in cell.get("outputs", []):
+            for text in _output_texts(output):
+                found += [f"cell {index}: ...{text[max(0, m.start() - 40):m.end() + 40]!r}..."
+                          for m in ABSOLUTE.finditer(text)]
+    found += [f"metadata: {m.group()!r}" for m in ABSOLUTE.finditer(json.dumps(nb.get("metadata", {})))]
+    assert not found, f"{path.name} shows absolute paths (print them with data.shown_path):\n" + "\n".join(found)
+
+
+def test_notebooks_are_found():
+    assert len(NOTEBOOKS) >= 11
+
+
+def test_shown_path_policy(tmp_path, monkeypatch):
+    assert shown_path(REPO_ROOT / "figures" / "x.png") == "figures/x.png"
+    assert repo_relative(REPO_ROOT / "results" / "tables" / "t.csv") == Path("results/tables/t.csv")
+    assert repo_relative(tmp_path / "t.csv") == tmp_path / "t.csv"  # outside the repository: unchanged
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert shown_path(tmp_path / "data" / "baby") == "~/data/baby"
+    monkeypatch.setenv("HOME", str(tmp_path / "elsewhere"))
+    assert shown_path(tmp_path / "data" / "baby") == ".../baby"
+    assert not ABSOLUTE.search(shown_path(tmp_path / "data" / "baby"))
