@@ -92,3 +92,32 @@ def mean_std(frame: pd.DataFrame, metrics: tuple[str, ...], by: str = "model") -
     agg = frame.groupby(by)[list(metrics)].agg(["mean", "std"]).loc[order]
     agg.columns = [f"{m} {s}" for m, s in agg.columns]
     return agg.reset_index().assign(seeds=frame.groupby(by).size().loc[order].to_numpy())
+
+
+HOLDS, FAILS, UNDECIDED = "holds", "does not hold", "not distinguishable at this budget"
+SPREAD_FACTOR = 2.0
+
+
+def seed_verdict(effects: list[float] | np.ndarray, k: float = SPREAD_FACTOR) -> str:
+    """Verdict on a claim measured once per seed as an effect that the claim says is positive.
+
+    The rule: "holds" when the effect is positive in every seed and its mean exceeds `k` standard
+    deviations over seeds (ddof=1); "does not hold" when the same is true of its negative; otherwise
+    (mixed signs, a mean within the seed spread, or fewer than two seeds) "not distinguishable at
+    this budget"."""
+    e = np.asarray(effects, dtype=float)
+    if len(e) < 2 or not np.isfinite(e).all():
+        return UNDECIDED
+    margin = k * e.std(ddof=1)
+    if (e > 0).all() and e.mean() > margin:
+        return HOLDS
+    if (e < 0).all() and -e.mean() > margin:
+        return FAILS
+    return UNDECIDED
+
+
+def spread_text(effects: list[float] | np.ndarray, fmt: str = "+.4f") -> str:
+    """"mean ± std over n seeds" of per-seed effects, for the `measured` column of a verdict."""
+    e = np.asarray(effects, dtype=float)
+    sd = e.std(ddof=1) if len(e) > 1 else float("nan")
+    return f"{e.mean():{fmt}} ± {sd:.2g} over {len(e)} seed{'s' if len(e) != 1 else ''}"

@@ -131,3 +131,13 @@ def test_budget_extra_overrides_reach_the_model_and_the_table(toy, tmp_path):
     assert bm.results_table(res).loc[0, "config"] == "reg=0.5"
     plain = budget.run(toy, base, results_dir=tmp_path)
     assert bm.results_table(plain).loc[0, "config"] == "defaults"
+
+
+def test_seed_verdict_rule():
+    from recgoat_lib.stats import FAILS, HOLDS, UNDECIDED, seed_verdict, spread_text
+    assert seed_verdict([0.010, 0.012, 0.011]) == HOLDS            # mean 0.011 > 2 x 0.001
+    assert seed_verdict([-0.010, -0.012, -0.011]) == FAILS
+    assert seed_verdict([0.0003, -0.0001, 0.0002]) == UNDECIDED    # the comprehensiveness case: within noise
+    assert seed_verdict([0.001, 0.02, 0.04]) == UNDECIDED          # all positive but mean < 2 sd
+    assert seed_verdict([0.5]) == UNDECIDED                         # one seed has no spread
+    assert spread_text([0.01, 0.03]) == "+0.0200 ± 0.014 over 2 seeds"
