@@ -2,10 +2,10 @@
 # Set up, run every notebook, test. See README.md.
 #   ./reproduce.sh                      setup + run (quick profile)
 #   ./reproduce.sh setup                create .venv, install torch (CPU, pinned) then the project with its
-#                                       Ray extra (the Ray executor is tested), register a kernel
+#                                       notebooks, test and ray extras (the Ray executor is tested), register a kernel
 #   ./reproduce.sh run [--profile quick|paper]
 #                                       execute notebooks/NN_*.ipynb in order with papermill
-#   ./reproduce.sh test                 setup (if needed) + pytest (library) + nbval (committed notebooks),
+#   ./reproduce.sh test                 setup (if needed) + ruff + pytest (library) + nbval (committed notebooks),
 #                                       from an empty toy results cache
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -18,7 +18,7 @@ setup() {
   fi
   # torch first and pinned: the CPU build is on local disk; an unpinned torch pulls a multi-GB CUDA build.
   "$PY" -m pip install --quiet torch==2.13.0
-  "$PY" -m pip install --quiet -e ".[ray]"
+  "$PY" -m pip install --quiet -e ".[notebooks,test,ray]"
   "$PY" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (recgoat)" >/dev/null
 }
 
@@ -51,6 +51,7 @@ run_notebooks() {
 run_tests() {
   # CI checks fresh numbers: start from an empty toy cache (real-data records are never removed).
   rm -rf results/runs/toy results/checkpoints
+  "$VENV/bin/ruff" check recgoat_lib tests benchmarks
   "$VENV/bin/pytest" tests -q -p no:cacheprovider
   "$VENV/bin/pytest" --nbval-lax --nbval-current-env -q -p no:cacheprovider notebooks/
 }

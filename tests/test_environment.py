@@ -15,7 +15,10 @@ def names(specs):
 
 
 def test_environment_yml_matches_pyproject():
-    deps = names(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
+    """environment.yml installs the core and the extras ./reproduce.sh installs (notebooks, test, ray)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    deps = names(project["dependencies"] + extras["notebooks"] + extras["test"] + extras["ray"])
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_block = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     conda = names(line for line in pip_block if not line.startswith("-e"))
