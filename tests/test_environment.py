@@ -27,4 +27,4 @@ def test_environment_yml_matches_pyproject():
 
 def test_torch_is_pinned_in_setup_before_the_project():
     text = (ROOT / "reproduce.sh").read_text()
-    assert text.index("torch==2.13.0") < text.index("-e .")
+    assert text.index("torch==2.13.0") < text.index("-e \".[")
