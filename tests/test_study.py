@@ -1,0 +1,31 @@
+"""The study table rebuilds from records alone, says what is missing and flags capped runs."""
+from __future__ import annotations
+
+from recgoat_lib.runner import run_many
+from recgoat_lib.study import SPORTS_CONVERGED, Study, study_records, study_table, verdict
+from recgoat_lib.train import TrainConfig
+
+
+def test_study_table_from_records_shows_missing_seeds_and_tests(toy, tmp_path):
+    study = Study(name="t", dataset="toy", models={"bpr": ("bpr", {}), "lightgcn": ("lightgcn", {}),
+                                                  "recgoat": ("recgoat", {"knn_k": 5, "modalities": ("image",),
+                                                                         "user_branch": False})},
+                  seeds=(0, 1), train=TrainConfig(epochs=2, batch_size=1024, eval_every=1, patience=5, progress=False),
+                  dim=16)
+    assert study_table(study, tmp_path)["recall@20"].tolist() == ["not run yet"] * 3
+    run_many(study.specs("bpr") + study.specs("lightgcn") + study.specs("recgoat")[:1], toy, results_dir=tmp_path)
+    table = study_table(study, tmp_path).set_index("model")
+    assert table.loc["bpr", "seeds"] == "2 of 2" and "±" in table.loc["bpr", "recall@20"]
+    assert table.loc["recgoat", "recall@20"].startswith("incomplete (0: ")
+    assert table.loc["lightgcn", "epoch cap hit"] == "0, 1"  # 2 epochs with patience 5: the cap stopped both
+    tested = [c for c in table.columns if c.startswith("vs ")]
+    assert len(tested) == 1 and table[tested[0]].notna().sum() == 1  # the non-best complete baseline only
+    assert verdict(study, tmp_path).startswith("No verdict yet") and "recgoat" in verdict(study, tmp_path)
+    assert set(study_records(study, tmp_path)) == {"bpr", "lightgcn", "recgoat"}
+
+
+def test_sports_study_trains_every_model_the_issue_names_to_convergence():
+    assert {"bpr", "lightgcn", "vbpr", "freedom", "bm3", "lgmrec", "lm_inject", "dprec*", "recgoat",
+            "recgoat ID-only"} <= set(SPORTS_CONVERGED.models)
+    assert SPORTS_CONVERGED.train.patience == 20 and SPORTS_CONVERGED.train.eval_every == 1
+    assert len(SPORTS_CONVERGED.seeds) >= 3
