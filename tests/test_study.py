@@ -29,3 +29,4 @@ def test_sports_study_trains_every_model_the_issue_names_to_convergence():
             "recgoat ID-only"} <= set(SPORTS_CONVERGED.models)
     assert SPORTS_CONVERGED.train.patience == 20 and SPORTS_CONVERGED.train.eval_every == 1
     assert len(SPORTS_CONVERGED.seeds) >= 3
+    assert all(len(SPORTS_CONVERGED.specs(label)) == 3 for label in SPORTS_CONVERGED.models)  # every config is valid
