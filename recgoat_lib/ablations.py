@@ -31,7 +31,7 @@ from .config import get_profile
 from .data import Dataset, load_dataset
 from .models import make_config
 from .runner import RESULTS_DIR
-from .stats import compare_runs
+from .stats import FAILS, HOLDS, UNDECIDED, compare_runs, seed_verdict
 
 MODEL = "recgoat"
 REFERENCE = "full"
@@ -174,7 +174,10 @@ def run_ablations(bench: Benchmark, names: list[str] | tuple[str, ...] = tuple(A
 def ablation_table(result: AblationResult, metrics: tuple[str, ...] = ("recall@20", "ndcg@20"),
                    test_metric: str = TUNE_METRIC, results_dir=RESULTS_DIR) -> pd.DataFrame:
     """One row per variant: mean and std over seeds of each test metric, the difference of the
-    means to the full model, and a paired test (per-user, seed-averaged `test_metric`) against it."""
+    means to the full model, a paired test (per-user, seed-averaged `test_metric`) against it, and a
+    verdict on the per-seed differences of `test_metric` (variant minus full model, same seed) by
+    `stats.seed_verdict`: "lower" / "higher" only when every seed agrees and the mean difference
+    exceeds twice its standard deviation over seeds, else "not distinguishable at this budget"."""
     ref = result.records[REFERENCE]
     ref_means = {m: np.mean([r["test"][m] for r in ref]) for m in metrics}
     rows = []
@@ -195,6 +198,9 @@ def ablation_table(result: AblationResult, metrics: tuple[str, ...] = ("recall@2
         if name != REFERENCE:
             t = compare_runs(recs, ref, test_metric, results_dir)
             row.update({"users": t.n, f"p t-test ({test_metric})": t.t_p, f"p Wilcoxon ({test_metric})": t.wilcoxon_p})
+            by_seed = {r["seed"]: r["test"][test_metric] for r in ref}
+            diffs = [r["test"][test_metric] - by_seed[r["seed"]] for r in recs if r["seed"] in by_seed]
+            row["verdict"] = {HOLDS: "higher", FAILS: "lower"}.get(seed_verdict(diffs), UNDECIDED)
         rows.append(row)
     return pd.DataFrame(rows)
 

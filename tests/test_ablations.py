@@ -144,10 +144,12 @@ def test_ablation_table_means_differences_and_paired_test(tmp_path):
     assert table.loc[REFERENCE, "recall@20 diff"] == 0 and np.isnan(table.loc[REFERENCE, "p t-test (recall@20)"])
     assert table.loc["image only", "seeds"] == 0 and "image" in table.loc["image only", "note"]
     assert table.loc["w/o CMCL", "change"] == "cl_weight=0.0" and not table.loc["w/o CMCL", "released"]
+    assert table.loc["w/o CMCL", "verdict"] == "lower"  # every seed lower, by more than twice the spread
     one_seed = AblationResult({REFERENCE: result.records[REFERENCE][:1], "w/o CMCL": result.records["w/o CMCL"][:1]}, {})
     single = ablation_table(one_seed, metrics=("recall@20",), results_dir=tmp_path).set_index("variant")
     assert single["recall@20 std"].isna().all()  # one seed has no spread to report, not a spread of 0
     assert single.loc["w/o CMCL", "recall@20 diff"] == pytest.approx(worse[0].mean() - full[0].mean())
+    assert single.loc["w/o CMCL", "verdict"] == "not distinguishable at this budget"  # one seed has no spread
 
 
 def test_sweep_choice_selects_on_validation_and_reports_test_there():
