@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
     from .benchmark import efficiency
     from .determinism import pin_threads
-    from .report import save_table
+    from .tables import save_table
     p = argparse.ArgumentParser(prog="python -m recgoat_lib.ablations", description=main.__doc__)
     p.add_argument("--variants", default=",".join(REAL_TEXT_VARIANTS),
                    help=f"comma-separated, must include {REFERENCE!r}; known: {', '.join(ABLATIONS)}")

@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
     from .config import get_profile
     from .data import load_dataset
     from .determinism import pin_threads
-    from .report import save_table
+    from .tables import save_table
     p = argparse.ArgumentParser(prog="python -m recgoat_lib.benchmark", description=main.__doc__)
     p.add_argument("--labels", default=",".join(SPORTS_TEXT_CHECK.labels))
     p.add_argument("--seeds", default=",".join(map(str, SPORTS_TEXT_CHECK.seeds)))

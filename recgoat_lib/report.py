@@ -1,7 +1,7 @@
-"""Where notebooks write what they show: figures to figures/, tables to results/tables/.
+"""The README's generated parts: tables copied from results/tables/, the departure table, the
+status paragraph, notebook wall times. `python -m recgoat_lib.report` refreshes them all.
 
-The save functions return the written path relative to the repository root (see
-`data.repo_relative`), so printing it puts no absolute path of the machine into notebook outputs.
+The figure and table writers live in `tables` and are re-exported here for the notebooks.
 """
 from __future__ import annotations
 
@@ -9,45 +9,16 @@ import json
 import re
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
-import seaborn as sns
 
 from .data import REPO_ROOT, repo_relative
 from .departures import DEPARTURES
+from .stats import UNDECIDED
+from .study import SPORTS_CONVERGED, verdict
+from .tables import FIGURES_DIR, TABLES_DIR, save_figure, save_table, set_style
 
-FIGURES_DIR = REPO_ROOT / "figures"
-TABLES_DIR = REPO_ROOT / "results" / "tables"
-
-
-def set_style() -> None:
-    """One readable look for every figure."""
-    sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
-    plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 120, "savefig.bbox": "tight"})
-
-
-def _stem(name: str, profile: str | None) -> str:
-    """Quick-profile (and profile-less) outputs keep their name; others get a suffix so quick ones survive."""
-    return name if profile in (None, "quick") else f"{name}_{profile}"
-
-
-def save_figure(fig: plt.Figure, name: str, profile: str | None = "quick") -> Path:
-    """Write `figures/<name>.png` (paper-profile figures get a `_paper` suffix); returns its repo-relative path."""
-    FIGURES_DIR.mkdir(parents=True, exist_ok=True)
-    path = FIGURES_DIR / f"{_stem(name, profile)}.png"
-    fig.savefig(path)
-    return repo_relative(path)
-
-
-def save_table(df: pd.DataFrame, name: str, profile: str | None = "quick", float_format: str = "%.4f") -> Path:
-    """Write a table as CSV, Markdown and LaTeX under results/tables/; returns the CSV's repo-relative path."""
-    TABLES_DIR.mkdir(parents=True, exist_ok=True)
-    stem = TABLES_DIR / _stem(name, profile)
-    df.to_csv(stem.with_suffix(".csv"), index=False, float_format=float_format)
-    stem.with_suffix(".md").write_text(df.to_markdown(index=False, floatfmt=float_format[1:]) + "\n")
-    stem.with_suffix(".tex").write_text(df.to_latex(index=False, float_format=float_format.__mod__))
-    return repo_relative(stem.with_suffix(".csv"))
-
+__all__ = ["FIGURES_DIR", "TABLES_DIR", "save_figure", "save_table", "set_style", "departure_table", "status",
+           "render_readme", "update_readme", "notebook_durations"]
 
 README = REPO_ROOT / "README.md"
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -110,6 +81,50 @@ def departure_table(tables_dir: Path = TABLES_DIR,
     return pd.DataFrame(rows)
 
 
+def _mean(cell: str) -> float:
+    """The mean of a "mean ± std" table cell."""
+    return float(str(cell).split(" ± ")[0])
+
+
+def status(tables_dir: Path = TABLES_DIR) -> str:
+    """The README's opening status paragraph, computed from the generated tables (never typed):
+    the toy benchmark's ranking and RecGOAT's paired test against the best baseline, which
+    components the toy ablations show to matter by the seed rule, the theory verdict counts, and
+    the state of the converged real-data study."""
+    def table(name: str) -> pd.DataFrame | None:
+        path = tables_dir / f"{name}.csv"
+        return pd.read_csv(path) if path.exists() else None
+
+    parts = []
+    bench, sig = table("benchmark_toy"), table("benchmark_significance")
+    if bench is not None:
+        ran = bench[bench["seeds"] > 0].assign(r20=lambda f: f["recall@20"].map(_mean)).sort_values("r20", ascending=False)
+        line = (f"**Toy data** (synthetic, {int(ran['seeds'].iloc[0])} seeds, quick budget): best test Recall@20 "
+                f"{ran['r20'].iloc[0]:.3f} ({ran['model'].iloc[0]}); RecGOAT "
+                f"{ran.set_index('model').loc['recgoat', 'r20']:.3f}, rank {list(ran['model']).index('recgoat') + 1} "
+                f"of {len(ran)}")
+        if sig is not None:
+            hit = sig[(sig["model"] == "recgoat") & (sig["metric"] == "recall@20")]
+            if len(hit):
+                h = hit.iloc[0]
+                line += f" ({h['mean diff']:+.4f} against {h['vs']}, paired t p = {h['p (t-test)']:.2g})"
+        parts.append(line + ".")
+    ab = table("ablations")
+    if ab is not None and "verdict" in ab:
+        lower = ab.loc[ab["verdict"] == "lower", "variant"].tolist()
+        higher = ab.loc[ab["verdict"] == "higher", "variant"].tolist()
+        parts.append(f"Toy ablations (each variant against the full model, seed rule): lower with "
+                     f"{', '.join(lower) or 'none'}; higher with {', '.join(higher) or 'none'}; the other "
+                     f"{int((ab['verdict'] == UNDECIDED).sum())} are not distinguishable at this budget.")
+    theory = table("theory_verdicts")
+    if theory is not None:
+        counts = theory["verdict"].value_counts()
+        parts.append(f"Theory checks (notebook 06, {int(theory['seeds'].iloc[0])} seeds): "
+                     + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".")
+    parts.append(f"**Real data** (converged Sports study, text only): {verdict(SPORTS_CONVERGED)}")
+    return " ".join(parts)
+
+
 TABLE_BLOCK = re.compile(r"(<!-- table:([\w\-]+) -->\n).*?(<!-- /table -->)", re.S)
 
 
@@ -143,4 +158,6 @@ def update_readme(readme: Path = README, tables_dir: Path = TABLES_DIR) -> list[
 if __name__ == "__main__":
     print("wrote", save_table(notebook_durations(), "notebook_durations", None, float_format="%.1f"))
     print("wrote", save_table(departure_table(), "departures", None))
+    (TABLES_DIR / "status.md").write_text(status() + "\n")
+    print("wrote", repo_relative(TABLES_DIR / "status.md"))
     print("README tables filled:", update_readme())

@@ -440,7 +440,7 @@ def main(argv: list[str] | None = None) -> None:
     from .config import get_profile
     from .data import load_dataset
     from .references import compare
-    from .report import save_table
+    from .tables import save_table
 
     ap = argparse.ArgumentParser(prog="python -m recgoat_lib.runner", description=main.__doc__)
     ap.add_argument("--dataset", required=True)

@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from .data import load_dataset
     from .lm import with_lm_features
-    from .report import save_table
+    from .tables import save_table
     from .runner import EXECUTORS, run_many
 
     ap = argparse.ArgumentParser(prog="python -m recgoat_lib.study", description=main.__doc__)

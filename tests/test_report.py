@@ -11,7 +11,7 @@ from recgoat_lib.report import (README, TABLE_BLOCK, departure_table, notebook_d
 
 
 def test_update_readme_copies_generated_tables(tmp_path, monkeypatch):
-    monkeypatch.setattr("recgoat_lib.report.TABLES_DIR", tmp_path)
+    monkeypatch.setattr("recgoat_lib.tables.TABLES_DIR", tmp_path)
     save_table(pd.DataFrame({"model": ["a"], "recall@20": [0.12345]}), "demo")
     readme = tmp_path / "README.md"
     readme.write_text("x\n<!-- table:demo -->\nold\n<!-- /table -->\n<!-- table:absent -->\n<!-- /table -->\n")
