@@ -46,6 +46,9 @@ run_notebooks() {
       exit 1
     fi
   done
+  # Real-data tables and figures from the committed run records, then the README's generated parts.
+  "$PY" -m recgoat_lib.study --table-only
+  "$PY" -m recgoat_lib.report
 }
 
 run_tests() {

@@ -142,6 +142,28 @@ def verdict(study: Study, results_dir: Path = RESULTS_DIR) -> str:
     return f"RecGOAT {word} the best baseline ({col[3:].split(' ')[0]}) on {study.dataset}: {diff} Recall@20, p {p:.2g}."
 
 
+def plot_study(study: Study, results_dir: Path = RESULTS_DIR):
+    """Test Recall@20 per model, one dot per seed, the cited MMRec number as a cross; None without records."""
+    import matplotlib.pyplot as plt
+
+    found = study_records(study, results_dir)
+    if not found:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 0.4 * len(study.models) + 1.2))
+    labels = list(study.models)
+    for y, label in enumerate(labels):
+        values = [r["test"][METRIC] for r in found.get(label, {}).values()]
+        ax.plot(values, [y] * len(values), "o", color="C0", label="measured (one dot per seed)" if y == 0 else None)
+        ref = (published(study.dataset, study.models[label][0]) or {}).get(METRIC) if label == study.models[label][0] else None
+        if ref:
+            ax.plot([ref], [y], "x", color="C3", label="published MMRec, image + text (cited)")
+    ax.set(yticks=range(len(labels)), yticklabels=labels, xlabel=f"test {METRIC}",
+           title=f"{study.dataset}: converged study, text only ({study.name})")
+    handles, names = ax.get_legend_handles_labels()
+    ax.legend(dict(zip(names, handles)).values(), dict(zip(names, handles)).keys(), fontsize=8, loc="lower right")
+    return fig
+
+
 def main(argv: list[str] | None = None) -> None:
     """Train the missing runs of a study (one at a time, or in parallel with --executor ray), then
     write its table; `--plan` lists the missing runs only; `--table-only` rebuilds from records."""
@@ -149,8 +171,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from .data import load_dataset
     from .lm import with_lm_features
-    from .tables import save_table
     from .runner import EXECUTORS, run_many
+    from .tables import save_figure, save_table
 
     ap = argparse.ArgumentParser(prog="python -m recgoat_lib.study", description=main.__doc__)
     ap.add_argument("--study", default=SPORTS_CONVERGED.name, choices=sorted(STUDIES))
@@ -173,6 +195,9 @@ def main(argv: list[str] | None = None) -> None:
     table = study_table(study)
     print(table.to_markdown(index=False))
     print("wrote", save_table(table, study.name, None))
+    fig = plot_study(study)
+    if fig is not None:
+        print("wrote", save_figure(fig, study.name, None))
     print(verdict(study))
 
 
