@@ -55,16 +55,23 @@ SPORTS_CONVERGED = Study(
             "freedom": ("freedom", {"modalities": ("text",)}), "bm3": ("bm3", {"modalities": ("text",)}),
             "lgmrec": ("lgmrec", {"modalities": ("text",)}), "lm_inject": ("lm_inject", {"modalities": ("text",)}),
             "dprec*": ("dprec", {"modalities": ("text",), "alignment": False}), "recgoat": ("recgoat", {"modalities": ("text",)}),
-            "recgoat ID-only": ("recgoat", {"modalities": ()})},
+            "recgoat ID-only": ("recgoat", {"modalities": (), "user_branch": False})},
     seeds=(2025, 2026, 2027),
     train=TrainConfig(epochs=1000, batch_size=2048, lr=1e-3, eval_every=1, patience=20),
 )
 STUDIES = {s.name: s for s in (SPORTS_CONVERGED,)}
 
 
+def uses_features(s: RunSpec) -> bool:
+    """Whether a run reads LM/modality features (item modalities or RecGOAT's user LM branch)."""
+    return bool(getattr(s.model_config, "modalities", ())) or bool(getattr(s.model_config, "user_branch", False))
+
+
 def _matches(record: Record, s: RunSpec) -> bool:
     """Whether a record ran this spec, whatever code made it (the study reads committed records):
-    same dataset, model and seed, and equal values for every config field both know."""
+    same dataset, model and seed, and equal values for every config field both know. The data
+    checksum is not compared: ID-only runs are made on the interactions without the LM features
+    (which they do not read), the others with them; both share the split and the test users."""
     want = json.loads(json.dumps(s.to_dict(), default=str))
     if any(record.get(k) != want[k] for k in ("dataset", "model", "seed")):
         return False
@@ -188,10 +195,17 @@ def main(argv: list[str] | None = None) -> None:
             if s.seed not in found.get(label, {})]
     print(f"{study.name}: {len(todo)} runs missing:", ", ".join(f"{label}/{s.seed}" for label, s in todo) or "none")
     if todo and not (args.plan or args.table_only):
+        # ID-only models run on the interactions alone (the LM features cost an hour to encode on one
+        # thread and do not enter them); the others on the dataset with its LM text features.
         ds = load_dataset(study.dataset)
-        if ds.item_text is not None and "text" not in ds.item_features:
-            ds = with_lm_features(ds, progress=False)
-        run_many([s for _, s in todo], ds, executor=args.executor, threads=args.threads)
+        plain = [s for _, s in todo if not uses_features(s)]
+        if plain:
+            run_many(plain, ds, executor=args.executor, threads=args.threads)
+        rest = [s for _, s in todo if uses_features(s)]
+        if rest:
+            if ds.item_text is not None and "text" not in ds.item_features:
+                ds = with_lm_features(ds)
+            run_many(rest, ds, executor=args.executor, threads=args.threads)
     table = study_table(study)
     print(table.to_markdown(index=False))
     print("wrote", save_table(table, study.name, None))

@@ -30,3 +30,10 @@ def test_sports_study_trains_every_model_the_issue_names_to_convergence():
     assert SPORTS_CONVERGED.train.patience == 20 and SPORTS_CONVERGED.train.eval_every == 1
     assert len(SPORTS_CONVERGED.seeds) >= 3
     assert all(len(SPORTS_CONVERGED.specs(label)) == 3 for label in SPORTS_CONVERGED.models)  # every config is valid
+
+
+def test_which_runs_read_features():
+    from recgoat_lib.study import uses_features
+    s = SPORTS_CONVERGED
+    assert not uses_features(s.specs("lightgcn")[0]) and not uses_features(s.specs("recgoat ID-only")[0])
+    assert uses_features(s.specs("recgoat")[0]) and uses_features(s.specs("freedom")[0])
