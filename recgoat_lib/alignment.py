@@ -34,7 +34,8 @@ def pair_retrieval(a: Tensor, b: Tensor) -> float:
     """Instance-level alignment: the share of rows of `a` whose most cosine-similar row of `b`
     is their own pair (what InfoNCE trains for; chance is 1 / n)."""
     if a.shape != b.shape:
-        raise ValueError(f"pair_retrieval: paired views must have equal shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+        raise ValueError(f"pair_retrieval: paired views must have equal shape, "
+                         f"got {tuple(a.shape)} and {tuple(b.shape)}")
     sim = F.normalize(a, dim=1) @ F.normalize(b, dim=1).T
     return float((sim.argmax(1) == torch.arange(a.shape[0], device=a.device)).float().mean())
 

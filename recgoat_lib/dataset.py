@@ -120,7 +120,8 @@ class Dataset:
         rows = [("(user, item) pairs in more than one split", int(df.duplicated(["user", "item"]).sum()), True)]
         for k, s in ((1, "valid"), (2, "test")):
             part = df[df["split"] == k]
-            rows.append((f"{s} users without training interactions", int((~part["user"].isin(train_users)).sum()), True))
+            cold = int((~part["user"].isin(train_users)).sum())
+            rows.append((f"{s} users without training interactions", cold, True))
             rows.append((f"{s} rows whose item never occurs in training (cold items)",
                          int((~part["item"].isin(train_items)).sum()), False))
         return pd.DataFrame(rows, columns=["check", "count", "must_be_zero"]).assign(

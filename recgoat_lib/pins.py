@@ -73,7 +73,8 @@ def check(name: str, values: dict[str, tuple[float, float]], profile: str = PINN
     return pd.DataFrame(rows)
 
 
-def seed_means(frame: pd.DataFrame, by: str, metrics: tuple[str, ...] = ("recall@20",)) -> dict[str, tuple[float, float]]:
+def seed_means(frame: pd.DataFrame, by: str,
+               metrics: tuple[str, ...] = ("recall@20",)) -> dict[str, tuple[float, float]]:
     """Pins for a per-seed run table: each group's mean of each metric, with its `seed_tolerance`."""
     return {f"{group} {m}": (float(g[m].mean()), seed_tolerance(g[m].to_numpy()))
             for group, g in frame.groupby(by, sort=False) for m in metrics}

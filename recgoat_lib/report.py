@@ -98,7 +98,8 @@ def status(tables_dir: Path = TABLES_DIR) -> str:
     parts = []
     bench, sig = table("benchmark_toy"), table("benchmark_significance")
     if bench is not None:
-        ran = bench[bench["seeds"] > 0].assign(r20=lambda f: f["recall@20"].map(_mean)).sort_values("r20", ascending=False)
+        ran = bench[bench["seeds"] > 0].assign(r20=lambda f: f["recall@20"].map(_mean))
+        ran = ran.sort_values("r20", ascending=False)
         line = (f"**Toy data** (synthetic, {int(ran['seeds'].iloc[0])} seeds, quick budget): best test Recall@20 "
                 f"{ran['r20'].iloc[0]:.3f} ({ran['model'].iloc[0]}); RecGOAT "
                 f"{ran.set_index('model').loc['recgoat', 'r20']:.3f}, rank {list(ran['model']).index('recgoat') + 1} "

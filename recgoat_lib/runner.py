@@ -255,7 +255,8 @@ def train_spec(s: RunSpec, data: RunData, key: str, results_dir: Path, threads: 
         record = {
             "key": key, **s.to_dict(), "dataset_checksum": data_checksum(data), "code": code_fingerprint(),
             "protocol": "sequential" if isinstance(data, SequenceData) else "full",
-            "best_epoch": res.best_epoch, "epochs_run": res.epochs_run, "epoch_cap_hit": res.epochs_run >= s.train.epochs,
+            "best_epoch": res.best_epoch, "epochs_run": res.epochs_run,
+            "epoch_cap_hit": res.epochs_run >= s.train.epochs,
             "valid": res.valid, "test": res.test, "history": res.history,
             "train_seconds_per_epoch": res.train_seconds_per_epoch, "eval_seconds": res.eval_seconds,
             "peak_rss_mb": res.peak_rss_mb, "n_parameters": sum(p.numel() for p in model.parameters()),
@@ -461,7 +462,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         train_config = replace(profile.train, **parse_overrides(args.train_overrides))
         mo = parse_overrides(args.model_overrides)
-        specs = [spec(args.dataset, m, train_config, s, **mo) for m in args.models for s in args.seeds or profile.seeds[:1]]
+        seeds = args.seeds or profile.seeds[:1]
+        specs = [spec(args.dataset, m, train_config, s, **mo) for m in args.models for s in seeds]
     except (TypeError, ValueError, KeyError) as exc:
         raise SystemExit(f"error: {exc}") from exc
     records = run_many(specs, load_dataset(args.dataset), cache=not args.no_cache, executor=args.executor,

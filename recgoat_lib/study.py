@@ -54,7 +54,8 @@ SPORTS_CONVERGED = Study(
     models={"bpr": ("bpr", {}), "lightgcn": ("lightgcn", {}), "vbpr": ("vbpr", {"modalities": ("text",)}),
             "freedom": ("freedom", {"modalities": ("text",)}), "bm3": ("bm3", {"modalities": ("text",)}),
             "lgmrec": ("lgmrec", {"modalities": ("text",)}), "lm_inject": ("lm_inject", {"modalities": ("text",)}),
-            "dprec*": ("dprec", {"modalities": ("text",), "alignment": False}), "recgoat": ("recgoat", {"modalities": ("text",)}),
+            "dprec*": ("dprec", {"modalities": ("text",), "alignment": False}),
+            "recgoat": ("recgoat", {"modalities": ("text",)}),
             "recgoat ID-only": ("recgoat", {"modalities": (), "user_branch": False})},
     seeds=(2025, 2026, 2027),
     train=TrainConfig(epochs=1000, batch_size=2048, lr=1e-3, eval_every=1, patience=20),
@@ -119,7 +120,8 @@ def study_table(study: Study, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
             row[f"vs {best} (t / Wilcoxon p)"] = f"{t.mean_diff:+.4f} ({t.t_p:.2g} / {t.wilcoxon_p:.2g})"
         row["published recall@20 (cited)"] = f"{ref:.4f}" if ref else ""
         row["best epoch"] = ", ".join(str(r["best_epoch"]) for r in recs)
-        row["epoch cap hit"] = ", ".join(str(r["seed"]) for r in recs if r["epochs_run"] >= study.train.epochs) or "none"
+        capped = [str(r["seed"]) for r in recs if r["epochs_run"] >= study.train.epochs]
+        row["epoch cap hit"] = ", ".join(capped) or "none"
         row["hours per run"] = ", ".join(f"{_hours(r):.2f}" for r in recs)
         row["commit"] = ", ".join(sorted({r["git_commit"] + ("+dirty" if r.get("git_dirty") else "") for r in recs}))
         rows.append(row)
@@ -127,7 +129,8 @@ def study_table(study: Study, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
 
 
 def _hours(r: Record) -> float:
-    return r["epochs_run"] * (r["train_seconds_per_epoch"] + r["eval_seconds"] / max(r["train"]["eval_every"], 1)) / 3600
+    per_epoch = r["train_seconds_per_epoch"] + r["eval_seconds"] / max(r["train"]["eval_every"], 1)
+    return r["epochs_run"] * per_epoch / 3600
 
 
 def verdict(study: Study, results_dir: Path = RESULTS_DIR) -> str:
@@ -146,7 +149,8 @@ def verdict(study: Study, results_dir: Path = RESULTS_DIR) -> str:
     better = float(diff) > 0 and p < 0.05
     worse = float(diff) < 0 and p < 0.05
     word = "beats" if better else "falls below" if worse else "is not distinguishable from"
-    return f"RecGOAT {word} the best baseline ({col[3:].split(' ')[0]}) on {study.dataset}: {diff} Recall@20, p {p:.2g}."
+    best = col[3:].split(" ")[0]
+    return f"RecGOAT {word} the best baseline ({best}) on {study.dataset}: {diff} Recall@20, p {p:.2g}."
 
 
 def plot_study(study: Study, results_dir: Path = RESULTS_DIR):
@@ -161,7 +165,8 @@ def plot_study(study: Study, results_dir: Path = RESULTS_DIR):
     for y, label in enumerate(labels):
         values = [r["test"][METRIC] for r in found.get(label, {}).values()]
         ax.plot(values, [y] * len(values), "o", color="C0", label="measured (one dot per seed)" if y == 0 else None)
-        ref = (published(study.dataset, study.models[label][0]) or {}).get(METRIC) if label == study.models[label][0] else None
+        model = study.models[label][0]
+        ref = (published(study.dataset, model) or {}).get(METRIC) if label == model else None
         if ref:
             ax.plot([ref], [y], "x", color="C3", label="published MMRec, image + text (cited)")
     ax.set(yticks=range(len(labels)), yticklabels=labels, xlabel=f"test {METRIC}",

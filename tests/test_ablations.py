@@ -145,7 +145,8 @@ def test_ablation_table_means_differences_and_paired_test(tmp_path):
     assert table.loc["image only", "seeds"] == 0 and "image" in table.loc["image only", "note"]
     assert table.loc["w/o CMCL", "change"] == "cl_weight=0.0" and not table.loc["w/o CMCL", "released"]
     assert table.loc["w/o CMCL", "verdict"] == "lower"  # every seed lower, by more than twice the spread
-    one_seed = AblationResult({REFERENCE: result.records[REFERENCE][:1], "w/o CMCL": result.records["w/o CMCL"][:1]}, {})
+    one_seed = AblationResult({REFERENCE: result.records[REFERENCE][:1],
+                               "w/o CMCL": result.records["w/o CMCL"][:1]}, {})
     single = ablation_table(one_seed, metrics=("recall@20",), results_dir=tmp_path).set_index("variant")
     assert single["recall@20 std"].isna().all()  # one seed has no spread to report, not a spread of 0
     assert single.loc["w/o CMCL", "recall@20 diff"] == pytest.approx(worse[0].mean() - full[0].mean())
@@ -161,7 +162,8 @@ def test_sweep_choice_selects_on_validation_and_reports_test_there():
     assert row["chosen"] == 5 and row["default"] == 20  # the better test value at k=20 is never looked at
     assert row["valid recall@20 at chosen"] == pytest.approx(0.31)
     assert row["valid recall@20 at default"] == pytest.approx(0.21)
-    assert row["test recall@20 mean"] == pytest.approx(0.12) and row["test recall@20 std"] == pytest.approx(np.std([0.1, 0.14], ddof=1))
+    assert row["test recall@20 mean"] == pytest.approx(0.12)
+    assert row["test recall@20 std"] == pytest.approx(np.std([0.1, 0.14], ddof=1))
 
 
 def test_runs_share_the_full_models_runs_and_plot(tmp_path):

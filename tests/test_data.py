@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from recgoat_lib.data import (Dataset, DataError, kcore, load_dataset, load_mmrec, mmrec_split,

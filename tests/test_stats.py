@@ -102,7 +102,8 @@ def test_tables_come_from_the_records(small_benchmark):
     row = s[(s["model"] == "lightgcn") & (s["metric"] == "ndcg@10")].iloc[0]
     assert row["mean"] == pytest.approx(np.mean(vals)) and row["std"] == pytest.approx(np.std(vals, ddof=1))
     table = bm.results_table(res)
-    assert table.loc[table["model"] == "lightgcn", "ndcg@10"].item() == f"{np.mean(vals):.4f} ± {np.std(vals, ddof=1):.4f}"
+    expected = f"{np.mean(vals):.4f} ± {np.std(vals, ddof=1):.4f}"
+    assert table.loc[table["model"] == "lightgcn", "ndcg@10"].item() == expected
     eff = bm.efficiency(res)
     assert len(eff) == 6 and (eff["s/epoch"] > 0).all() and (eff["peak RSS MB"] > 0).all()
     assert eff["commit"].tolist() == [r["git_commit"] for recs in res.records.values() for r in recs]

@@ -5,7 +5,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 
 from recgoat_lib.models import build_model, make_config
 from recgoat_lib.train import NegativeSampler, TrainConfig, seed_everything, train

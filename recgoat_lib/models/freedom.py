@@ -100,7 +100,8 @@ class FREEDOM(Recommender):
         deg = torch.bincount(rows, minlength=self.n_users + self.n_items).float()
         vals = (deg[rows] * deg[cols]).rsqrt()
         n = self.n_users + self.n_items
-        return torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, (n, n), check_invariants=False).coalesce().to_sparse_csr()
+        coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, (n, n), check_invariants=False)
+        return coo.coalesce().to_sparse_csr()
 
     def forward(self) -> Embeddings:
         ego = self.embedding.weight
