@@ -34,6 +34,7 @@ import pandas as pd
 import torch
 
 from .data import Dataset, load_dataset
+from .lm import as_encoder, encode_items, with_lm_features
 from .runner import RESULTS_DIR, Lineup, run_lineup
 from .theory import (canonical_correlations, gaussian_mi, infonce_mi_bound, linear_probe_accuracy, recgoat_views,
                      sliced_w1)
@@ -179,10 +180,9 @@ def dial_dataset(ds: Dataset, dials: Dials, seed: int = 0) -> Dataset:
                                user_features={**ds.user_features, **users})
 
 
-def toy_with_text(seed: int, config: ToyConfig, encoder=None) -> Dataset:
+def toy_with_text(seed: int, config: ToyConfig) -> Dataset:
     """The toy shop of `config` with its MiniLM item and user text features (cached encodings)."""
-    from .lm import with_lm_features
-    return with_lm_features(make_toy(seed, config), encoder, progress=False)
+    return with_lm_features(make_toy(seed, config), progress=False)
 
 
 # --- measurements ------------------------------------------------------------------------------
@@ -296,14 +296,14 @@ def run_sweep(base: Dataset, preset: GapPreset, cache: bool = True, results_dir=
     the text view against the trained ID view and the views of the RecGOAT variants."""
     id_only = dataclasses.replace(base, item_features={}, user_features={})
     reference = run_lineup(id_only, {ID_ONLY: VARIANTS[ID_ONLY]}, preset.train, preset.seeds, cache, results_dir,
-                           keep_seed=preset.seeds[0])
+                           keep_seed=preset.seeds[0], progress=False)
     id_view = item_embeddings(reference.models[ID_ONLY])
     feature_variants = {k: v for k, v in VARIANTS.items() if k != ID_ONLY}
     runs, stats, probes = [], [], []
     for dials in preset.settings():
         ds = dial_dataset(base, dials, seed)
         lineup: Lineup = run_lineup(ds, feature_variants, preset.train, preset.seeds, cache, results_dir,
-                                    keep_seed=preset.seeds[0])
+                                    keep_seed=preset.seeds[0], progress=False)
         runs.append(pd.concat([reference.frame(METRICS), lineup.frame(METRICS)]).assign(**dials.columns()))
         probes.append(factor_probes(ds, seed=seed).assign(**dials.columns()))
         row = {**dials.columns(), **factor_mi(ds),
@@ -320,20 +320,49 @@ def summary(runs: pd.DataFrame, metric: str = "recall@20") -> pd.DataFrame:
     return g.agg(["mean", "std", "count"]).reset_index()
 
 
+def recall_table(runs: pd.DataFrame, metric: str = "recall@20") -> pd.DataFrame:
+    """One row per setting, one "mean ± std" column per variant (`metric` over seeds)."""
+    s = summary(runs, metric)
+    s["cell"] = [f"{m:.4f} ± {d:.4f}" for m, d in zip(s["mean"], s["std"])]
+    wide = s.pivot(index=SETTING, columns="variant", values="cell")[list(dict.fromkeys(s["variant"]))]
+    return runs[SETTING].drop_duplicates().merge(wide.reset_index(), on=SETTING)
+
+
+def statistics_table(sweep: Sweep) -> pd.DataFrame:
+    """One row per setting: probe accuracy of every factor from every modality, the Gaussian MI
+    with the preference and nuisance factors, and the text view's canonical excess over LightGCN's."""
+    probes = sweep.probes.assign(column=sweep.probes["modality"] + " " + sweep.probes["factor"])
+    wide = probes.pivot_table(index=SETTING, columns="column", values="accuracy", sort=False).reset_index()
+    measured = sweep.stats[[c for c in sweep.stats.columns if c in SETTING or c.startswith(("MI ", "text-ID"))]]
+    return wide.merge(measured, on=SETTING, sort=False)
+
+
 def verdicts(runs: pd.DataFrame, metric: str = "recall@20", k: float = VERDICT_K) -> pd.DataFrame:
     """Each comparison of `COMPARISONS` at each setting: mean difference over seeds and the rule's
     verdict, "higher" / "lower" when |difference| > k * pooled std (sqrt of the mean of the two
     variances over seeds), else "tie"."""
-    s = summary(runs, metric).set_index([*SETTING, "variant"])
-    rows = []
-    for setting in runs[SETTING].drop_duplicates().itertuples(index=False):
-        for name, (a, b) in COMPARISONS.items():
-            ma, mb = s.loc[(*setting, a)], s.loc[(*setting, b)]
-            diff, pooled = ma["mean"] - mb["mean"], float(np.sqrt((ma["std"] ** 2 + mb["std"] ** 2) / 2))
-            verdict = "tie" if abs(diff) <= k * pooled else ("higher" if diff > 0 else "lower")
-            rows.append({**setting._asdict(), "comparison": name, "difference": diff, "pooled std": pooled,
-                         "threshold": k * pooled, "verdict": verdict})
-    return pd.DataFrame(rows)
+    s = summary(runs, metric).set_index([*SETTING, "variant"]).sort_index()
+    return pd.DataFrame([{**setting._asdict(), "comparison": name, **_rule(s.loc[(*setting, a)], s.loc[(*setting, b)], k)}
+                         for setting in runs[SETTING].drop_duplicates().itertuples(index=False)
+                         for name, (a, b) in COMPARISONS.items()])
+
+
+def _rule(a: pd.Series, b: pd.Series, k: float) -> dict[str, float | str]:
+    """Difference of two means over seeds and its verdict under the k-pooled-std rule."""
+    diff, pooled = a["mean"] - b["mean"], float(np.sqrt((a["std"] ** 2 + b["std"] ** 2) / 2))
+    verdict = "tie" if abs(diff) <= k * pooled else ("higher" if diff > 0 else "lower")
+    return {"difference": diff, "pooled std": pooled, "threshold": k * pooled, "verdict": verdict}
+
+
+def distortion_effects(runs: pd.DataFrame, metric: str = "recall@20", k: float = VERDICT_K) -> pd.DataFrame:
+    """What each full-strength distortion (gap 1, no dilution) does to each feature-using variant,
+    against the undistorted data: the measured answer to which distortions a model absorbs ("tie")."""
+    s = summary(runs, metric).set_index([*SETTING, "variant"]).sort_index()
+    ref = ("none", 0.0, 0.0)
+    kinds = [d for d in DISTORTIONS if (d, 1.0, 0.0) in s.index.droplevel("variant")]
+    variants = [v for v in s.loc[ref].index if v != ID_ONLY]
+    return pd.DataFrame([{"distortion": d, "linear": d in LINEAR_DISTORTIONS, "variant": v,
+                          **_rule(s.loc[(d, 1.0, 0.0, v)], s.loc[(*ref, v)], k)} for d in kinds for v in variants])
 
 
 def first_gap(table: pd.DataFrame, comparison: str, verdict: str, dilution: float,
@@ -408,7 +437,6 @@ def real_statistics(name: str = "sports", train: TrainConfig = SPORTS_TRAIN, see
     trained LightGCN's item vectors (a short run, `train`, through the runner) and the Gaussian MI
     between the two (first N_COMPONENTS principal components each). Probe accuracies need item labels,
     which Sports lacks (its item_text.tsv has titles only); the table says so."""
-    from .lm import as_encoder, encode_items
     ds = load_dataset(name)
     text = ds.item_features.get("text")
     if text is None:
