@@ -342,7 +342,8 @@ def verdicts(runs: pd.DataFrame, metric: str = "recall@20", k: float = VERDICT_K
     verdict, "higher" / "lower" when |difference| > k * pooled std (sqrt of the mean of the two
     variances over seeds), else "tie"."""
     s = summary(runs, metric).set_index([*SETTING, "variant"]).sort_index()
-    return pd.DataFrame([{**setting._asdict(), "comparison": name, **_rule(s.loc[(*setting, a)], s.loc[(*setting, b)], k)}
+    return pd.DataFrame([{**setting._asdict(), "comparison": name,
+                          **_rule(s.loc[(*setting, a)], s.loc[(*setting, b)], k)}
                          for setting in runs[SETTING].drop_duplicates().itertuples(index=False)
                          for name, (a, b) in COMPARISONS.items()])
 
@@ -377,16 +378,17 @@ def first_gap(table: pd.DataFrame, comparison: str, verdict: str, dilution: floa
 def on_axis(stats: pd.DataFrame, value: float, column: str = "text-ID canonical excess",
             distortion: str = "warp") -> pd.DataFrame:
     """Where a dataset with statistic `value` sits on the sweep's gap axis: per dilution, the gap at
-    which the sweep's (`distortion`) curve of `column` crosses `value`, by linear interpolation
-    (NaN when the value lies outside the curve's range)."""
+    which the sweep's (`distortion`) curve of `column` crosses `value`, by linear interpolation; NaN,
+    and a position "below" / "above" the curve's range, when the value lies outside it."""
     rows = []
     for dilution, g in stats[stats["distortion"].isin(["none", distortion])].groupby("dilution"):
         g = g.sort_values("gap")
         y, x = g[column].to_numpy(), g["gap"].to_numpy()
         order = np.argsort(y)
-        inside = y.min() <= value <= y.max()
-        rows.append({"dilution": dilution, "gap": float(np.interp(value, y[order], x[order])) if inside else np.nan,
-                     f"{column} range": f"{y.min():.3f} .. {y.max():.3f}"})
+        position = "below" if value < y.min() else "above" if value > y.max() else "inside"
+        rows.append({"dilution": dilution, "position": position,
+                     "gap": float(np.interp(value, y[order], x[order])) if position == "inside" else np.nan,
+                     f"{column} min": y.min(), f"{column} max": y.max()})
     return pd.DataFrame(rows)
 
 
