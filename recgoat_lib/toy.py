@@ -7,7 +7,9 @@ text encoder has something meaningful to read), and an image-like vector is a
 noisy linear function of the visual attributes. Users prefer a few topics and
 colours; they interact in sessions that tend to stay on a topic, which also
 gives a time order for sequential models. The latent variables are kept in
-`Dataset.latent` so the theory notebook can ask what each view recovers.
+`Dataset.latent` so the theory notebook can ask what each view recovers. Topic, colour and style
+drive the interactions; brand and material are content that users ignore (the semantic-gap dials
+of `semantic_gap` dilute the features' preference signal with them).
 """
 from __future__ import annotations
 
@@ -90,7 +92,7 @@ def make_toy(seed: int = 2025, config: ToyConfig = ToyConfig()) -> Dataset:
     meta = _item_meta(iid, item_topic, item_color, item_style, item_material, item_brand, rng)
     latent = {
         "item_topic": item_topic[iid], "item_color": item_color[iid], "item_style": item_style[iid],
-        "item_material": item_material[iid], "item_quality": quality[iid],
+        "item_material": item_material[iid], "item_brand": item_brand[iid], "item_quality": quality[iid],
         "user_topic_pref": user_topic_pref[uid], "user_color_pref": user_color_pref[uid],
         "user_style_pref": user_style_pref[uid],
     }
