@@ -55,8 +55,10 @@ run_tests() {
   # CI checks fresh numbers: start from an empty toy cache (real-data records are never removed).
   rm -rf results/runs/toy results/checkpoints
   "$VENV/bin/ruff" check recgoat_lib tests benchmarks
-  "$VENV/bin/pytest" tests -q -p no:cacheprovider
-  "$VENV/bin/pytest" --nbval-lax --nbval-current-env -q -p no:cacheprovider notebooks/
+  # Two workers (one torch thread each, see recgoat_lib/determinism.py); notebooks that need the same
+  # run wait for each other's record through the runner's spec locks instead of training it twice.
+  "$VENV/bin/pytest" tests -q -p no:cacheprovider -n 2
+  "$VENV/bin/pytest" --nbval-lax --nbval-current-env -q -p no:cacheprovider -n 2 --dist loadfile notebooks/
 }
 
 case "${1:-all}" in

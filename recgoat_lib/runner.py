@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import subprocess
+import time
 from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
@@ -186,21 +187,27 @@ def save_record(record: Record, per_user_metrics: dict[str, np.ndarray], results
 
 
 @contextlib.contextmanager
-def spec_lock(results_dir: Path, dataset: str, key: str) -> Iterator[None]:
-    """An exclusive lock on one spec while it trains: a second process asking for the same spec
-    fails at once instead of training it twice. The OS releases it if the holder dies."""
+def spec_lock(results_dir: Path, dataset: str, key: str, wait: float | None = None) -> Iterator[None]:
+    """An exclusive lock on one spec while it trains, so two processes (notebooks run side by side,
+    Ray drivers) never train it at once: the second waits (at most `wait` seconds, else a
+    `RunnerError`; None: as long as it takes), then reads the record the first one wrote. The OS
+    releases the lock if its holder dies. Lock files stay (an unlinked lock could be held twice)."""
     lock = record_path(results_dir, dataset, key).with_suffix(".lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
     with lock.open("w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise RunnerError(f"spec {key} is being trained by another process (lock {lock})") from exc
+        deadline = None if wait is None else time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError as exc:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise RunnerError(f"spec {key} is being trained by another process (lock {lock})") from exc
+                time.sleep(0.2)
         try:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
-    lock.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -309,8 +316,12 @@ def run_many(specs: list[RunSpec], data: RunData, cache: bool = True, results_di
     todo = {k: s for k, s in zip(keys, specs) if k not in done}
     if todo:
         with contextlib.ExitStack() as locks:
-            for k in todo:
+            for k in sorted(todo):  # one order in every process: two callers cannot deadlock
                 locks.enter_context(spec_lock(results_dir, data.name, k))
+                path = record_path(results_dir, data.name, k)
+                if cache and path.exists():  # another process trained it while this one waited
+                    done[k] = read_record(path)
+            todo = {k: s for k, s in todo.items() if k not in done}
             runner = _run_serial if executor == "serial" else _run_ray
             finished = runner(todo, data, results_dir, threads, resume, keep_state, address, progress)
             for k, (rec, arrays) in finished:

@@ -6,6 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -113,13 +115,26 @@ def test_bad_specs_fail_before_training(toy, tiny, tmp_path):
         run_many([good], tiny, results_dir=tmp_path, executor="dask")
 
 
-def test_equal_specs_train_once_and_a_held_spec_is_refused(toy, tmp_path, one_thread):
+def test_equal_specs_train_once_and_a_held_spec_waits_for_its_record(toy, tmp_path, one_thread):
     s = spec("toy", "bpr", replace(FAST, epochs=1), 0, dim=8)
-    a, b = run_many([s, s], toy, cache=False, results_dir=tmp_path)
-    assert a is b and len(list(tmp_path.rglob("*.json"))) == 1
-    with runner.spec_lock(tmp_path, "toy", s.key(toy.checksum())):
+    a, b = run_many([s, s], toy, cache=False, results_dir=tmp_path / "first")
+    assert a is b and len(list((tmp_path / "first").rglob("*.json"))) == 1
+    key = s.key(toy.checksum())
+    with runner.spec_lock(tmp_path, "toy", key):
         with pytest.raises(RunnerError, match="being trained by another process"):
-            run(s, toy, cache=False, results_dir=tmp_path)
+            with runner.spec_lock(tmp_path, "toy", key, wait=0.3):
+                pass
+    # a second caller waits for the holder, then reads the record it wrote instead of training
+    arrays = runner.per_user(a, tmp_path / "first")
+    got = {}
+    with runner.spec_lock(tmp_path, "toy", key):
+        waiter = threading.Thread(target=lambda: got.update(rec=run(s, toy, results_dir=tmp_path)))
+        waiter.start()
+        time.sleep(0.5)
+        assert waiter.is_alive()  # blocked on the lock
+        runner.save_record({**a, "written_by": "holder"}, arrays, tmp_path)
+    waiter.join(30)
+    assert got["rec"]["written_by"] == "holder"
 
 
 def test_run_lineup_keeps_models_and_serves_them_from_the_cache(tmp_path):
