@@ -28,7 +28,7 @@ import subprocess
 from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterator, Union
+from typing import Any, Callable, Iterator, Mapping, Union
 
 import numpy as np
 import pandas as pd
@@ -360,11 +360,14 @@ class Lineup:
 
 def run_lineup(data: RunData, variants: dict[str, tuple[str, dict[str, Any]]], train_config: TrainConfig,
                seeds: tuple[int, ...], cache: bool = True, results_dir: Path = RESULTS_DIR,
-               keep_seed: int | None = None, **run_options: Any) -> Lineup:
+               keep_seed: int | None = None, variant_train: dict[str, Mapping[str, Any]] | None = None,
+               **run_options: Any) -> Lineup:
     """Each named variant (registered model name, config overrides) once per seed, in one `run_many`
     call; with `keep_seed`, each variant's model of that seed too (its state after the last epoch,
-    saved with the record so that a cache hit returns the same model)."""
-    specs = {(name, seed): spec(data.name, model, train_config, seed, **overrides)
+    saved with the record so that a cache hit returns the same model). `variant_train[name]`
+    overrides `train_config` for one variant (e.g. the paper's RecGOAT lr and batch size)."""
+    trains = {name: replace(train_config, **(variant_train or {}).get(name, {})) for name in variants}
+    specs = {(name, seed): spec(data.name, model, trains[name], seed, **overrides)
              for name, (model, overrides) in variants.items() for seed in seeds}
     records = dict(zip(specs, run_many(list(specs.values()), data, cache=cache, results_dir=results_dir,
                                        keep_state=keep_seed is not None, **run_options)))
@@ -437,8 +440,8 @@ def main(argv: list[str] | None = None) -> None:
     """Train models on one dataset through the runner and print (optionally save) their table."""
     import argparse
 
-    from .config import get_profile
     from .data import load_dataset
+    from .presets import get_profile
     from .references import compare
     from .report import save_table
 
