@@ -67,6 +67,8 @@ class RunSpec:
     def to_dict(self) -> dict[str, Any]:
         t = asdict(self.train)
         t.pop("progress")
+        if t["max_batches"] is None:  # the usual case; so the keys of full-epoch runs never mention it
+            t.pop("max_batches")
         return {"dataset": self.dataset, "model": self.model, "model_config": asdict(self.model_config),
                 "train": t, "seed": self.seed}
 
@@ -440,7 +442,7 @@ def main(argv: list[str] | None = None) -> None:
     """Train models on one dataset through the runner and print (optionally save) their table."""
     import argparse
 
-    from .data import load_dataset
+    from .data import check_mmrec_features, load_dataset
     from .presets import get_profile
     from .references import compare
     from .report import save_table
@@ -462,9 +464,13 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     profile = get_profile(args.profile)
     try:
-        train_config = replace(profile.train, **parse_overrides(args.train_overrides))
-        mo = parse_overrides(args.model_overrides)
-        specs = [spec(args.dataset, m, train_config, s, **mo) for m in args.models for s in args.seeds or profile.seeds[:1]]
+        to, mo = parse_overrides(args.train_overrides), parse_overrides(args.model_overrides)
+        specs = [spec(args.dataset, m, replace(profile.model_train(m, args.dataset), **to), s,
+                      **{**profile.model_settings(m, args.dataset).model, **mo})
+                 for m in args.models for s in args.seeds or profile.seeds[:1]]
+        if profile.name == "paper":  # the paper's features, MMRec's shapes, checked before anything trains
+            needed = {x for sp in specs for x in getattr(sp.model_config, "modalities", ())}
+            check_mmrec_features(args.dataset, sorted(needed))
     except (TypeError, ValueError, KeyError) as exc:
         raise SystemExit(f"error: {exc}") from exc
     records = run_many(specs, load_dataset(args.dataset), cache=not args.no_cache, executor=args.executor,
