@@ -28,7 +28,7 @@ import pandas as pd
 
 from .data import FEATURE_FILES, REPO_ROOT, USER_FEATURE_FILES, check_mmrec_features, load_dataset
 from .determinism import pin_threads
-from .presets import get_profile
+from .presets import get_profile, recgoat_settings
 from .report import save_table
 from .runner import run, spec
 
@@ -91,7 +91,7 @@ def dry_run(dataset: str, epochs: int = 2, threads: int = 1, max_batches: int | 
     """Train RecGOAT under the paper profile's settings of `dataset` on its timing-only copy (see the
     module docstring); `root` is the data root to write it to (default: a temporary folder)."""
     profile = get_profile("paper")
-    settings = profile.model_settings(MODEL, dataset)
+    settings = recgoat_settings(dataset)
     tmp = None if root is not None else tempfile.mkdtemp(prefix="recgoat-dry-run-")
     root = Path(root or tmp)
     try:
