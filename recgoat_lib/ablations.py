@@ -26,10 +26,10 @@ import pandas as pd
 import seaborn as sns
 from tqdm.auto import tqdm
 
-from .benchmark import SPORTS_TEXT_CHECK, TUNE_METRIC, Benchmark, Budget, Entry, format_point
-from .config import get_profile
+from .benchmark import TUNE_METRIC, Benchmark, Entry, format_point
 from .data import Dataset, load_dataset
 from .models import make_config
+from .presets import REAL_TEXT_SEEDS, SPORTS_TEXT_CHECK, Budget, get_profile
 from .runner import RESULTS_DIR
 from .stats import FAILS, HOLDS, UNDECIDED, compare_runs, seed_verdict
 
@@ -102,28 +102,7 @@ ABLATIONS: dict[str, Ablation] = {a.name: a for a in (
 
 # On real Sports (text view only) "image only" lacks its features and "text only" is the full model.
 REAL_TEXT_VARIANTS = tuple(n for n in ABLATIONS if n not in ("image only", "text only"))
-# One seed: a full-cost variant takes about 20 min per seed on one CPU thread (CMCL is most of it).
-REAL_TEXT_SEEDS = SPORTS_TEXT_CHECK.seeds[:1]
 
-# One-at-a-time sweeps around the default (`dim` around the profile's dim; the default value is
-# always added). Quick: one other value per parameter, to fit CI's CPU budget.
-SWEEPS: dict[str, dict[str, tuple]] = {
-    "quick": {
-        "knn_k": (5,), "cl_weight": (0.2,), "cl_temperature": (0.05,), "dim": (32,), "ot_eps": (0.1,),
-        "ot_scale": (10.0,), "gat_layers": (2,),
-    },
-    "paper": {
-        "knn_k": (5, 10, 20, 30, 50), "cl_weight": (0.0, 0.005, 0.032, 0.05, 0.2),
-        "cl_temperature": (0.05, 0.1, 0.2, 0.5, 1.0), "dim": (32, 64, 128, 256),
-        "ot_eps": (0.001, 0.005, 0.01, 0.05, 0.1), "ot_scale": (1.0, 10.0, 100.0, 1000.0),
-        "gat_layers": (0, 1, 2, 3),
-    },
-}
-SWEEP_SEEDS = {"quick": 2, "paper": 3}
-# Training budget on top of the profile's TrainConfig. Under `quick` about 75 RecGOAT runs must fit
-# CI's few CPU minutes, so each trains 3 epochs at a 10x larger learning rate: its numbers show that
-# the pipeline works, not which component matters. `paper` trains with the profile's full budget.
-TRAIN_OVERRIDES: dict[str, dict[str, Any]] = {"quick": {"epochs": 3, "eval_every": 1, "lr": 1e-2}, "paper": {}}
 LOG_SCALE = ("cl_weight", "cl_temperature", "ot_eps", "ot_scale", "dim")
 
 

@@ -1,7 +1,7 @@
 """The benchmark protocol: an equal, recorded tuning budget per model, then several seeds.
 
 For each model (an `Entry`: a registered model, fixed overrides, training switches) the grid
-in `GRIDS[profile][entry]` is tried on the validation split only (mean validation Recall@20
+in `presets.GRIDS[profile][entry]` is tried on the validation split only (mean validation Recall@20
 over `TUNE_SEEDS` seeds); the chosen config is then trained with every seed of the profile
 and the test metrics at the best-validation epoch are summarised as mean and std. Every
 profile gives every entry the same number of grid points. A model whose modality features
@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .config import Profile
 from .data import DataError, Dataset
 from .models import make_config, model_class
+from .presets import GRIDS, SPORTS_TEXT_CHECK, Budget, Profile, get_profile
 from .runner import RESULTS_DIR, run_many, spec
 from .stats import compare_runs
 
@@ -74,33 +74,6 @@ ENTRIES = {e.label: e for e in (
 )}
 TARGET = "recgoat"
 
-# Equal budget: 2 grid points per entry under `quick`, 4 under `paper` (validation only).
-GRIDS: dict[str, dict[str, dict[str, tuple]]] = {
-    "quick": {
-        "bpr": {"reg": (1e-4, 1e-2)},
-        "lightgcn": {"reg": (1e-4, 1e-2)},
-        "vbpr": {"reg": (1e-4, 1e-2)},
-        "freedom": {"edge_dropout": (0.5, 0.8)},
-        "bm3": {"dropout": (0.3, 0.5)},
-        "lgmrec": {"alpha": (0.3, 0.6)},
-        "lm_inject": {"mode": ("concat", "replace")},
-        "dprec*": {"align_weight": (0.01, 0.05)},
-        "recgoat": {"cl_weight": (0.005, 0.032)},
-    },
-    "paper": {
-        "bpr": {"reg": (1e-5, 1e-4, 1e-3, 1e-2)},
-        "lightgcn": {"reg": (1e-5, 1e-4, 1e-3, 1e-2)},
-        "vbpr": {"reg": (1e-5, 1e-4, 1e-3, 1e-2)},
-        "freedom": {"edge_dropout": (0.8, 0.9), "reg": (1e-5, 1e-3)},
-        "bm3": {"layers": (1, 2), "dropout": (0.3, 0.5)},
-        "lgmrec": {"alpha": (0.3, 0.6), "keep_rate": (0.4, 0.5)},
-        "lm_inject": {"mode": ("concat", "replace"), "reg": (1e-4, 1e-3)},
-        "dprec*": {"align_weight": (0.01, 0.05), "reg": (1e-4, 1e-3)},
-        "recgoat": {"cl_weight": (0.005, 0.032), "reg": (1e-4, 1e-3)},
-    },
-}
-
-
 def grid_points(profile: str, label: str) -> list[dict[str, Any]]:
     """Every combination of the entry's grid under `profile` (one empty point when it has none)."""
     grid = GRIDS[profile].get(label, {})
@@ -142,11 +115,13 @@ class Benchmark:
     def overrides(self, entry: Entry, point: dict[str, Any]) -> dict[str, Any]:
         """The model config overrides of one run: the dataset's modalities unless the entry fixes its own."""
         own = {"modalities": self.modalities} if entry.uses_features else {}
-        return {"dim": self.profile.dim, **own, **entry.fixed, **self.extra.get(entry.label, {}), **point}
+        settings = self.profile.model_settings(entry.model, self.ds.name).model
+        return {"dim": self.profile.dim, **own, **settings, **entry.fixed, **self.extra.get(entry.label, {}), **point}
 
     def run_points(self, entry: Entry, points: list[dict[str, Any]], seeds: tuple[int, ...]) -> list[list[dict]]:
         """Records of every (point, seed), one list per point, trained in one `run_many` call."""
-        specs = [spec(self.ds.name, entry.model, replace(self.profile.train, **entry.train), seed,
+        train = replace(self.profile.model_train(entry.model, self.ds.name), **entry.train)
+        specs = [spec(self.ds.name, entry.model, train, seed,
                       **self.overrides(entry, point)) for point in points for seed in seeds]
         recs = run_many(specs, self.ds, cache=self.profile.use_cache, results_dir=self.results_dir,
                         progress=False, **self.run_options)
@@ -210,39 +185,17 @@ def run_benchmark(ds: Dataset, profile: Profile, labels: list[str] | tuple[str, 
     return Benchmark(ds, profile, results_dir, tune=tune, extra=extra)(labels)
 
 
-@dataclass(frozen=True)
-class Budget:
-    """A reduced, stated budget for a benchmark too expensive to run in full on a CPU."""
-
-    dataset: str
-    labels: tuple[str, ...]
-    seeds: tuple[int, ...]
-    train: dict[str, Any]
-    tune: bool
-
-    def profile(self, base: Profile) -> Profile:
-        return replace(base, seeds=self.seeds, train=replace(base.train, **self.train))
-
-    def run(self, ds: Dataset, base: Profile, results_dir: Path = RESULTS_DIR,
-            extra: dict[str, dict[str, Any]] | None = None) -> BenchmarkResult:
-        """Run the budget; `extra[label]` adds fixed config overrides to an entry (e.g. a paper value)."""
-        return run_benchmark(ds, self.profile(base), self.labels, results_dir, self.tune, extra)
-
-
-# Real Sports with its real title-text item features only (no image modality) and the user LM
-# features built from training interactions: RecGOAT (text view + user branch) against LightGCN
-# and FREEDOM (text only), default hyper-parameters (no tuning), 10 epochs at batch 4096.
-SPORTS_TEXT_CHECK = Budget(
-    dataset="sports", labels=("lightgcn", "freedom", "recgoat"), seeds=(2025, 2026, 2027),
-    train={"epochs": 10, "batch_size": 4096, "lr": 5e-3, "eval_every": 5, "patience": 2}, tune=False,
-)
+def run_budget(budget: Budget, ds: Dataset, base: Profile, results_dir: Path = RESULTS_DIR,
+               extra: dict[str, dict[str, Any]] | None = None) -> BenchmarkResult:
+    """Run a reduced budget on top of `base`; `extra[label]` adds fixed config overrides to an entry
+    (e.g. a paper value)."""
+    return run_benchmark(ds, budget.profile(base), budget.labels, results_dir, budget.tune, extra)
 
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m recgoat_lib.benchmark`: run the SPORTS_TEXT_CHECK budget (or a given one)
     through the results cache and print the table, so a notebook can load the records."""
     import argparse
-    from .config import get_profile
     from .data import load_dataset
     from .determinism import pin_threads
     from .tables import save_table
@@ -256,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     pin_threads(a.threads)
     budget = replace(SPORTS_TEXT_CHECK, labels=tuple(a.labels.split(",")), seeds=tuple(int(s) for s in a.seeds.split(",")))
-    res = budget.run(load_dataset(budget.dataset), get_profile("paper"), extra=a.extra)
+    res = run_budget(budget, load_dataset(budget.dataset), get_profile("paper"), extra=a.extra)
     table = results_table(res)
     name = a.table or f"{budget.dataset}_text_check"
     print(table.to_markdown(index=False))

@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .dataset import (FEATURE_FILES, SPLITS, TEXT_FIELDS, DataError, Dataset, item_texts, kcore, mmrec_split,
-                      prepare_interactions, validate)
+from .dataset import (FEATURE_FILES, MMREC_FEATURE_DIMS, SPLITS, TEXT_FIELDS, DataError, Dataset, item_texts,
+                      kcore, mmrec_split, prepare_interactions, validate)
 from .toy import make_toy
 
-__all__ = ["FEATURE_FILES", "SPLITS", "TEXT_FIELDS", "DataError", "Dataset", "item_texts", "kcore", "mmrec_split",
-           "prepare_interactions", "validate", "USER_FEATURE_FILES", "ITEM_TEXT_FILE", "DATA_ROOT_ENV",
-           "FEATURE_DIR_ENV", "REPO_ROOT", "data_root", "read_inter", "feature_dir", "load_dataset", "load_mmrec",
-           "available_datasets", "repo_relative", "shown_path"]
+__all__ = ["FEATURE_FILES", "MMREC_FEATURE_DIMS", "SPLITS", "TEXT_FIELDS", "DataError", "Dataset", "item_texts",
+           "kcore", "mmrec_split", "prepare_interactions", "validate", "USER_FEATURE_FILES", "ITEM_TEXT_FILE",
+           "DATA_ROOT_ENV", "FEATURE_DIR_ENV", "REPO_ROOT", "data_root", "read_inter", "feature_dir", "load_dataset",
+           "load_mmrec", "available_datasets", "repo_relative", "shown_path", "check_mmrec_features"]
 
 USER_FEATURE_FILES = {"text": "user_text_feat.npy"}
 ITEM_TEXT_FILE = "item_text.tsv"
@@ -137,6 +137,33 @@ def load_mmrec(name: str, root: str | os.PathLike | None = None,
     return Dataset(name=name, n_users=n_users, n_items=n_items, interactions=df,
                    item_features=feats, user_features=ufeats, item_meta=meta,
                    item_text=None if meta is None else item_texts(meta), source=str(inter))
+
+
+def check_mmrec_features(name: str, modalities: tuple[str, ...] | list[str], root: str | os.PathLike | None = None,
+                         dims: dict[str, int] | None = None) -> None:
+    """Before anything trains: each modality's MMRec feature file exists and has shape [n_items, dim]
+    (`dims`, default MMRec's: image 4096, text 384; n_items from `<name>.inter`). The file is the one
+    `load_mmrec` would read: in `feature_dir(name)` (derived features) if there, else in `<root>/<name>/`.
+    Raises one `DataError` naming every bad file and the shape it must have. Reads headers only."""
+    dims = MMREC_FEATURE_DIMS if dims is None else dims
+    folder = data_root(root) / name
+    n_items = int(read_inter(folder / f"{name}.inter")["item"].max()) + 1
+    problems = []
+    for m in modalities:
+        derived = feature_dir(name) / FEATURE_FILES[m]
+        path, want = derived if derived.exists() else folder / FEATURE_FILES[m], (n_items, dims[m])
+        if not path.exists():
+            problems.append(f"{path}: file not found; expected MMRec's {m} features, shape {list(want)}")
+            continue
+        try:
+            shape = np.load(path, mmap_mode="r").shape
+        except Exception as exc:
+            problems.append(f"{path}: cannot read as .npy ({exc}); expected shape {list(want)}")
+            continue
+        if shape != want:
+            problems.append(f"{path}: shape {list(shape)}, expected {list(want)} ({m} features, row i = item i)")
+    if problems:
+        raise DataError("\n".join(problems))
 
 
 def _load_features(path: Path, n_rows: int) -> np.ndarray:

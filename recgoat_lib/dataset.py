@@ -16,6 +16,8 @@ import scipy.sparse as sp
 
 SPLITS = ("train", "valid", "test")
 FEATURE_FILES = {"text": "text_feat.npy", "image": "image_feat.npy"}
+# Columns of MMRec's released feature files: 4096-d image CNN features, 384-d sentence-transformer text.
+MMREC_FEATURE_DIMS = {"image": 4096, "text": 384}
 
 
 class DataError(ValueError):
@@ -72,7 +74,7 @@ class Dataset:
             raise DataError(
                 f"{who} needs item features {missing} but dataset '{self.name}' has "
                 f"{list(self.item_features) or 'none'}; put MMRec's "
-                f"{[FEATURE_FILES.get(m, m) for m in missing]} next to {self.name}.inter "
+                f"{[_expected(m, self.n_items) for m in missing]} next to {self.name}.inter "
                 f"(or encode text with recgoat_lib.lm)."
             )
 
@@ -132,6 +134,12 @@ class Dataset:
         return (f"Dataset({self.name!r}: {s['users']} users, {s['items']} items, "
                 f"{s['interactions']} interactions, item features {list(self.item_features)}, "
                 f"user features {list(self.user_features)})")
+
+
+def _expected(modality: str, n_items: int) -> str:
+    """How an item feature file should look, e.g. "image_feat.npy [7050, 4096]"."""
+    dim = MMREC_FEATURE_DIMS.get(modality, "dim")
+    return f"{FEATURE_FILES.get(modality, modality)} [{n_items}, {dim}]"
 
 
 def validate(ds: Dataset, where: str | None = None) -> None:

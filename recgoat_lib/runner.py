@@ -29,7 +29,7 @@ import time
 from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterator, Union
+from typing import Any, Callable, Iterator, Mapping, Union
 
 import numpy as np
 import pandas as pd
@@ -68,6 +68,8 @@ class RunSpec:
     def to_dict(self) -> dict[str, Any]:
         t = asdict(self.train)
         t.pop("progress")
+        if t["max_batches"] is None:  # the usual case; so the keys of full-epoch runs never mention it
+            t.pop("max_batches")
         return {"dataset": self.dataset, "model": self.model, "model_config": asdict(self.model_config),
                 "train": t, "seed": self.seed}
 
@@ -372,11 +374,14 @@ class Lineup:
 
 def run_lineup(data: RunData, variants: dict[str, tuple[str, dict[str, Any]]], train_config: TrainConfig,
                seeds: tuple[int, ...], cache: bool = True, results_dir: Path = RESULTS_DIR,
-               keep_seed: int | None = None, **run_options: Any) -> Lineup:
+               keep_seed: int | None = None, variant_train: dict[str, Mapping[str, Any]] | None = None,
+               **run_options: Any) -> Lineup:
     """Each named variant (registered model name, config overrides) once per seed, in one `run_many`
     call; with `keep_seed`, each variant's model of that seed too (its state after the last epoch,
-    saved with the record so that a cache hit returns the same model)."""
-    specs = {(name, seed): spec(data.name, model, train_config, seed, **overrides)
+    saved with the record so that a cache hit returns the same model). `variant_train[name]`
+    overrides `train_config` for one variant (e.g. the paper's RecGOAT lr and batch size)."""
+    trains = {name: replace(train_config, **(variant_train or {}).get(name, {})) for name in variants}
+    specs = {(name, seed): spec(data.name, model, trains[name], seed, **overrides)
              for name, (model, overrides) in variants.items() for seed in seeds}
     records = dict(zip(specs, run_many(list(specs.values()), data, cache=cache, results_dir=results_dir,
                                        keep_state=keep_seed is not None, **run_options)))
@@ -449,8 +454,8 @@ def main(argv: list[str] | None = None) -> None:
     """Train models on one dataset through the runner and print (optionally save) their table."""
     import argparse
 
-    from .config import get_profile
-    from .data import load_dataset
+    from .data import check_mmrec_features, load_dataset
+    from .presets import get_profile
     from .references import compare
     from .tables import save_table
 
@@ -471,10 +476,13 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     profile = get_profile(args.profile)
     try:
-        train_config = replace(profile.train, **parse_overrides(args.train_overrides))
-        mo = parse_overrides(args.model_overrides)
-        seeds = args.seeds or profile.seeds[:1]
-        specs = [spec(args.dataset, m, train_config, s, **mo) for m in args.models for s in seeds]
+        to, mo = parse_overrides(args.train_overrides), parse_overrides(args.model_overrides)
+        specs = [spec(args.dataset, m, replace(profile.model_train(m, args.dataset), **to), s,
+                      **{**profile.model_settings(m, args.dataset).model, **mo})
+                 for m in args.models for s in args.seeds or profile.seeds[:1]]
+        if profile.name == "paper":  # the paper's features, MMRec's shapes, checked before anything trains
+            needed = {x for sp in specs for x in getattr(sp.model_config, "modalities", ())}
+            check_mmrec_features(args.dataset, sorted(needed))
     except (TypeError, ValueError, KeyError) as exc:
         raise SystemExit(f"error: {exc}") from exc
     records = run_many(specs, load_dataset(args.dataset), cache=not args.no_cache, executor=args.executor,

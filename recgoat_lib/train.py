@@ -29,6 +29,7 @@ class TrainConfig:
     model selection: the best *test* NDCG@10 (`RELEASED_SELECT_K`, so `ks` must hold 10) seen
     at the evaluations, made with dropout still on; the released code evaluates every 20 epochs,
     which is `eval_every=20` (set so in `benchmark.RELEASED_TRAIN`, left to the caller here).
+    `max_batches` stops each epoch after that many batches: for timing only (`dry_run`), never for results.
     """
 
     epochs: int = 1000
@@ -42,6 +43,7 @@ class TrainConfig:
     selection: str = "valid"
     device: str = "auto"
     progress: bool = True
+    max_batches: int | None = None
 
     def __post_init__(self) -> None:
         if self.selection not in ("valid", "released"):
@@ -49,8 +51,8 @@ class TrainConfig:
         if self.selection == "released" and RELEASED_SELECT_K not in self.ks:
             raise ValueError(f"selection='released' selects on test NDCG@{RELEASED_SELECT_K}, so ks must include "
                              f"{RELEASED_SELECT_K}, got ks={self.ks}")
-        if self.epochs < 1 or self.batch_size < 1 or self.eval_every < 1:
-            raise ValueError("epochs, batch_size and eval_every must be positive")
+        if min(self.epochs, self.batch_size, self.eval_every, 1 if self.max_batches is None else self.max_batches) < 1:
+            raise ValueError("epochs, batch_size, eval_every and max_batches must be positive")
 
 
 @dataclass
@@ -155,12 +157,13 @@ def train(model: Recommender, ds: Dataset, config: TrainConfig, seed: int,
         t0 = time.perf_counter()
         u, p, n = (torch.from_numpy(a).to(device) for a in sampler.epoch(rng))
         sums: dict[str, float] = {}
-        for start in range(0, len(u), config.batch_size):
+        starts = range(0, len(u), config.batch_size)[: config.max_batches]
+        for start in starts:
             sl = slice(start, start + config.batch_size)
             parts = train_step(model, optimizer, u[sl], p[sl], n[sl])
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
-        n_batches = -(-len(u) // config.batch_size)
+        n_batches = len(starts)
         train_times.append(time.perf_counter() - t0)
         row = {"epoch": epoch + 1, **{k: v / n_batches for k, v in sums.items()}, "train_s": train_times[-1]}
         if not np.isfinite(row["loss"]):

@@ -13,7 +13,6 @@ from recgoat_lib.ablations import (
     ABLATIONS,
     REAL_TEXT_VARIANTS,
     REFERENCE,
-    SWEEPS,
     AblationResult,
     ablation_table,
     missing_features,
@@ -23,12 +22,12 @@ from recgoat_lib.ablations import (
     run_sweeps,
     sweep_choice,
 )
-from recgoat_lib.benchmark import Benchmark, Budget
-from recgoat_lib.config import Profile, get_profile
+from recgoat_lib.benchmark import Benchmark, run_budget
 from recgoat_lib.data import Dataset
 from recgoat_lib.departures import DEPARTURES
 from recgoat_lib.models import build_model, make_config
 from recgoat_lib.models.recgoat import RecGOAT, RecGOATConfig
+from recgoat_lib.presets import SWEEPS, Budget, Profile, get_profile
 from recgoat_lib.stats import paired_test
 from recgoat_lib.train import TrainConfig, seed_everything
 
@@ -204,7 +203,7 @@ def test_budget_ablations_train_under_the_budget_and_share_the_benchmarks_runs(t
         assert recs[0]["model_config"]["dim"] == get_profile("paper").dim
     stored = sorted((tmp_path / "runs" / ds.name).glob("*.json"))
     assert len(stored) == 2
-    check = replace(budget, seeds=(1,)).run(ds, get_profile("paper"), tmp_path)
+    check = run_budget(replace(budget, seeds=(1,)), ds, get_profile("paper"), tmp_path)
     assert check.records["recgoat"][0]["key"] == result.records[REFERENCE][0]["key"]
     again = run_budget_ablations(budget, (REFERENCE, "w/o CMCL"), seeds=(1,), ds=ds, results_dir=tmp_path)
     assert sorted((tmp_path / "runs" / ds.name).glob("*.json")) == stored  # served from the cache, nothing retrained

@@ -9,7 +9,7 @@ import torch
 from scipy import stats as sps
 
 from recgoat_lib import benchmark as bm
-from recgoat_lib.config import get_profile
+from recgoat_lib.presets import GRIDS, Budget, get_profile
 from recgoat_lib.stats import compare_runs, paired_t, paired_test, seed_averaged_per_user
 
 
@@ -55,7 +55,7 @@ def test_no_difference_is_not_significant_and_a_shift_is():
 
 
 def test_equal_tuning_budget_per_profile():
-    for profile, grids in bm.GRIDS.items():
+    for profile, grids in GRIDS.items():
         sizes = {label: len(bm.grid_points(profile, label)) for label, e in bm.ENTRIES.items() if e.tuned_as is None}
         assert len(set(sizes.values())) == 1, (profile, sizes)
         assert set(sizes) == set(grids), f"{profile}: entries without a grid {set(sizes) - set(grids)}"
@@ -125,12 +125,12 @@ def test_significance_against_best_validation_baseline(small_benchmark):
 
 
 def test_budget_extra_overrides_reach_the_model_and_the_table(toy, tmp_path):
-    budget = bm.Budget(dataset="toy", labels=("lightgcn",), seeds=(1,), train={"epochs": 1}, tune=False)
+    budget = Budget(dataset="toy", labels=("lightgcn",), seeds=(1,), train={"epochs": 1}, tune=False)
     base = replace(get_profile("quick"), dim=16)
-    res = budget.run(toy, base, results_dir=tmp_path, extra={"lightgcn": {"reg": 0.5}})
+    res = bm.run_budget(budget, toy, base, results_dir=tmp_path, extra={"lightgcn": {"reg": 0.5}})
     assert res.records["lightgcn"][0]["model_config"]["reg"] == 0.5
     assert bm.results_table(res).loc[0, "config"] == "reg=0.5"
-    plain = budget.run(toy, base, results_dir=tmp_path)
+    plain = bm.run_budget(budget, toy, base, results_dir=tmp_path)
     assert bm.results_table(plain).loc[0, "config"] == "defaults"
 
 
