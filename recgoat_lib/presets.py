@@ -206,4 +206,5 @@ NOTEBOOK_PARAMETERS: Mapping[str, str] = {
     "SEQ_LR": "learning rate of the sequential models",
     "SEQ_LAYERS": "layers of the sequential models",
     "BENCHMARK": "which results/benchmarks/<label>.json to plot",
+    "REAL_DATA": "recompute the real-data statistics (minutes) instead of showing the stored table",
 }
