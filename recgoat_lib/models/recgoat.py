@@ -291,8 +291,10 @@ class RecGOAT(Recommender):
             return {"loss": bpr + reg, "bpr": bpr, "reg": reg, **logged}
 
         symmetric = c.infonce == "symmetric"
-        # the fused item rows are unit length already: only the user rows need normalising
-        cl_ui = info_nce(F.normalize(u, dim=1), p, c.cl_temperature, symmetric, normalised=True)
+        # the fused item rows are unit length already; the user rows are normalised once per unique user (not per
+        # duplicate in the batch) and, with user_fusion="align" (emb.user is z_u^cf), serve the user pair too
+        unit_user = F.normalize(emb.user, dim=1)
+        cl_ui = info_nce(unit_user[inverse], p, c.cl_temperature, symmetric, normalised=True)
         terms = []  # per CMCL pair, signed: the item modality pairs, then the user pair
         views = [emb.extras["item_cf"], *(emb.extras[f"item_{m}"] for m in c.modalities)]
         if len(views) > 1:
@@ -305,7 +307,8 @@ class RecGOAT(Recommender):
             item_pairs = torch.stack(per_set).mean(0)
             terms.append(1.0 - item_pairs if c.cl_sign == "released" else item_pairs)
         if self.user_lm is not None and c.user_fusion == "align":
-            user_pair = info_nce(emb.extras["user_cf"], emb.extras["user_lm"], c.cl_temperature, symmetric)
+            user_pair = info_nce(unit_user, F.normalize(emb.extras["user_lm"], dim=1), c.cl_temperature, symmetric,
+                                 normalised=True)
             terms.append((1.0 - user_pair if c.cl_user_sign == "flipped" else user_pair).reshape(1))
         cl_mod = torch.cat(terms).mean() if terms else torch.zeros((), device=u.device)
         cl = (1.0 - c.cl_modality_share) * cl_ui + c.cl_modality_share * cl_mod
