@@ -350,3 +350,12 @@ def test_alignment_and_uniformity():
     assert table.query("measure == 'alignment'").set_index("views").loc["a-c", "value"] == pytest.approx(4.0)
     assert pair_retrieval(x, 2 * x) == 1.0 and pair_retrieval(x, -x) == 0.0
     assert pair_retrieval(x, x[torch.randperm(200, generator=torch.Generator().manual_seed(1))]) < 0.05
+
+
+def test_info_nce_refuses_a_second_backward_through_one_graph():
+    """The fused backward writes its gradient over the saved exponentials, so it may run once only."""
+    a, b = torch.randn(8, 4, requires_grad=True), torch.randn(8, 4, requires_grad=True)
+    loss = info_nce(a, b, 0.2)
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="twice"):
+        loss.backward()

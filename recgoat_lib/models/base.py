@@ -73,6 +73,7 @@ def norm_reg(*tensors: Tensor) -> Tensor:
 #: below this temperature exp((cos - 1) / temperature) can underflow to 0 for a whole row (fp32 exp(-87) ~ 1e-38),
 #: so `info_nce` falls back to max-shifted logsumexps through autograd there
 FUSED_MIN_TEMPERATURE = 2.0 / 80.0
+_BLOCK_ROWS = 256  # rows per block of the in-place InfoNCE gradient
 
 
 class _UnitInfoNCE(torch.autograd.Function):
@@ -83,6 +84,8 @@ class _UnitInfoNCE(torch.autograd.Function):
     constant instead of each row's and column's maximum: one E = exp(L - 1/t) serves the row
     sums, the column sums and the backward, dL = (E / r_i + E / c_j) / (2n) - I / n (one-way:
     E / r_i / n - I / n), and the gradients dL b / t and dL^T a / t are the only other products.
+    dL is written over E (a fresh [n, n] buffer costs more than the arithmetic on it), so the
+    graph can be back-propagated once only (no retain_graph, which nothing here uses).
     """
 
     @staticmethod
@@ -103,13 +106,18 @@ class _UnitInfoNCE(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None, None]:
+        if ctx.inv_t is None:
+            raise RuntimeError("info_nce: backward through the same graph twice is not supported")
         a, b, e, row, col = ctx.saved_tensors
-        n = len(a)
-        scale = grad * ctx.inv_t / (n if col is None else 2 * n)  # chain rule through L = a b^T / t
-        g = e * (scale / row)[:, None]
-        if col is not None:
-            g.addcmul_(e, (scale / col)[None, :])
-        g.diagonal().sub_(grad * ctx.inv_t / n)
+        n, inv_t, ctx.inv_t = len(a), ctx.inv_t, None
+        scale = grad * inv_t / (n if col is None else 2 * n)  # chain rule through L = a b^T / t
+        if col is None:
+            g = e.mul_((scale / row)[:, None])
+        else:  # E_ij (s / r_i + s / c_j) in row blocks: the broadcast sum stays a small temporary
+            g, row_w, col_w = e, scale / row[:, None], scale / col
+            for start in range(0, n, _BLOCK_ROWS):
+                g[start:start + _BLOCK_ROWS].mul_(row_w[start:start + _BLOCK_ROWS] + col_w)
+        g.diagonal().sub_(grad * inv_t / n)
         return g @ b, g.T @ a, None, None
 
 
