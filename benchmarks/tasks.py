@@ -1,7 +1,8 @@
 """The measurements, one per subprocess: `python -m benchmarks.tasks '<json task>'` prints one JSON row.
 
 Running each measurement in a fresh process makes its peak RSS its own (not the maximum of
-everything measured before it). A task is a dict with "task" in {"model", "oat", "lm", "recgoat_parts"}:
+everything measured before it). A task is a dict with "task" in {"model", "oat", "lm", "recgoat_parts",
+"recgoat_floor", "epoch"}:
 
 - model: build a registered model on a dataset, time a fixed number of training steps
   (`train.train_step`, exactly what `train.train` runs per batch) and extrapolate to an
@@ -12,6 +13,8 @@ everything measured before it). A task is a dict with "task" in {"model", "oat",
   the Sinkhorn plan.
 - lm: throughput of the sentence-transformers text encoder.
 - recgoat_parts: seconds of each part of one RecGOAT training step (what its epoch pays for).
+- recgoat_floor: a RecGOAT training step next to the bare products it cannot avoid (its floor).
+- epoch: a RecGOAT epoch and a valid + test evaluation, for timing one library version against another.
 """
 from __future__ import annotations
 
@@ -257,6 +260,11 @@ def _csr(edge_index: torch.Tensor, n: int) -> torch.Tensor:
     return torch.sparse_coo_tensor(edge_index.flip(0), values, (n, n)).coalesce().to_sparse_csr()
 
 
+def _modalities_of(data: dict, dim: int) -> dict:
+    """RecGOAT's config for a task's data: the item modalities it names (Sports: text only)."""
+    return {"dim": dim, "modalities": tuple(data["item_dims"])}
+
+
 def recgoat_floor_task(data: dict, dim: int, calls: int, batch_size: int = 4096, seed: int = 2025) -> dict:
     """A RecGOAT training step (`train.train_step`) next to its floor: the dense and sparse products the
     step cannot avoid, as bare torch calls on random tensors of the same shapes, in this process,
@@ -276,7 +284,7 @@ def recgoat_floor_task(data: dict, dim: int, calls: int, batch_size: int = 4096,
     device = resolve_device("auto")
     ds = make_dataset(data)
     seed_everything(seed)
-    net = build_model("recgoat", ds, {"dim": dim}).to(device).train()
+    net = build_model("recgoat", ds, _modalities_of(data, dim)).to(device).train()
     c = net.config
     optimizer = torch.optim.Adam(net.parameters(), lr=TrainConfig().lr)
     u, p, n = (torch.from_numpy(a[:batch_size]).to(device)
@@ -331,7 +339,61 @@ def recgoat_floor_task(data: dict, dim: int, calls: int, batch_size: int = 4096,
             "floor_parts": {k: v for k, v in best.items() if k != "step"}, "peak_rss_mb": peak_rss_mb()}
 
 
-TASKS = {"model": model_task, "oat": oat_task, "lm": lm_task, "recgoat_parts": recgoat_parts_task,
+def epoch_task(data: dict, dim: int, batches: int, eval_calls: int = EVAL_CALLS, seed: int = 2025,
+               batch_size: int = TrainConfig().batch_size) -> dict:
+    """A RecGOAT epoch and a valid + test evaluation with whichever `recgoat_lib` this process imports
+    (benchmarks/floor.py runs it for the code before and after a change, alternately).
+
+    The epoch is `batches` consecutive training batches (after one untimed one) extrapolated to the
+    epoch's batch count, plus the negative sampling; their losses are returned so that two library
+    versions can be checked to compute the same values. The evaluation is what `train.train` needs
+    at a selection epoch, valid and test: `evaluate_splits` where the library has it, else two
+    `evaluate` calls; its floor is the score matmul + top-k over the users of either split.
+    """
+    from recgoat_lib import evaluate as evaluation
+
+    device = resolve_device("auto")
+    ds = make_dataset(data)
+    seed_everything(seed)
+    net = build_model("recgoat", ds, _modalities_of(data, dim)).to(device).train()
+    optimizer = torch.optim.Adam(net.parameters(), lr=TrainConfig().lr)
+    t0 = time.perf_counter()
+    u, p, n = (torch.from_numpy(a).to(device) for a in NegativeSampler(ds).epoch(np.random.default_rng(seed)))
+    sample_s = time.perf_counter() - t0
+    losses, times = [], []
+    for b in range(batches + 1):
+        sl = slice(b * batch_size, (b + 1) * batch_size)
+        sync(device)
+        t0 = time.perf_counter()
+        losses.append(float(train_step(net, optimizer, u[sl], p[sl], n[sl])["loss"]))
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    n_batches = math.ceil(len(u) / batch_size)
+
+    splits = ("valid", "test")
+    if hasattr(evaluation, "evaluate_splits"):
+        run_eval = lambda: evaluation.evaluate_splits(net, ds, splits)  # noqa: E731
+    else:
+        run_eval = lambda: [evaluation.evaluate(net, ds, s) for s in splits]  # noqa: E731
+    users = np.flatnonzero(np.logical_or.reduce([np.diff(ds.csr(s).indptr) > 0 for s in splits]))
+    users = torch.from_numpy(users).to(device)
+    net.eval()
+    with torch.no_grad():
+        emb = net()
+
+        def matmul_topk() -> None:
+            for start in range(0, len(users), EVAL_BATCH):
+                torch.topk(emb.user[users[start:start + EVAL_BATCH]] @ emb.item.T, 21, dim=1)
+
+        best = _best_interleaved({"eval": run_eval, "floor": matmul_topk}, eval_calls, device)
+    return {"dataset": ds.name, "users": ds.n_users, "items": ds.n_items, "train_interactions": len(u), "dim": dim,
+            "batch_size": batch_size, "batches_per_epoch": n_batches, "timed_batches": batches,
+            "batch_s": float(np.mean(times[1:])), "epoch_s": sample_s + n_batches * float(np.mean(times[1:])),
+            "losses": losses, "eval_valid_test_s": best["eval"], "eval_floor_s": best["floor"],
+            "eval_users": len(users), "peak_rss_mb": peak_rss_mb()}
+
+
+TASKS = {"model": model_task, "epoch": epoch_task, "oat": oat_task, "lm": lm_task, "recgoat_parts": recgoat_parts_task,
          "recgoat_floor": recgoat_floor_task}
 
 

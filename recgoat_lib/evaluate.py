@@ -105,7 +105,7 @@ def evaluate_splits(model: Recommender, ds: Dataset, splits: tuple[str, ...] = (
     was_training = model.training
     model.train(not eval_mode)
     device = model.device
-    emb = model()
+    emb = model.ranking_forward()
     train = ds.csr("train")
     truths = {s: ds.csr(s) for s in splits}
     counts = {s: np.diff(t.indptr) for s, t in truths.items()}

@@ -359,3 +359,15 @@ def test_info_nce_refuses_a_second_backward_through_one_graph():
     loss.backward(retain_graph=True)
     with pytest.raises(RuntimeError, match="twice"):
         loss.backward()
+
+
+def test_ranking_forward_skips_only_what_scores_do_not_read(ds):
+    """Eval-mode ranking embeddings equal the full forward's; the user LM branch is left out only with
+    user_fusion="align" (with "sum" it is part of the user vector) and only when no dropout draws."""
+    for fusion in ("align", "sum"):
+        net = model(ds, user_fusion=fusion).eval()
+        full, ranking = net(), net.ranking_forward()
+        torch.testing.assert_close(ranking.user, full.user)
+        torch.testing.assert_close(ranking.item, full.item)
+        assert ("user_lm" in ranking.extras) == (fusion == "sum")
+    assert "user_lm" in model(ds).train().ranking_forward().extras

@@ -46,6 +46,11 @@ class Recommender(nn.Module, ABC):
         finally:
             self.train(was_training)
 
+    def ranking_forward(self) -> Embeddings:
+        """The embeddings `score` needs, as `forward()` computes them (a model may skip extras that
+        scoring does not read; the evaluator calls this)."""
+        return self()
+
     def score(self, emb: Embeddings, users: Tensor) -> Tensor:
         return emb.user[users] @ emb.item.T
 

@@ -229,9 +229,10 @@ class RecGOAT(Recommender):
         self.norm = nn.LayerNorm(c.dim)
         self.dropout = nn.Dropout(c.dropout)
 
-    def forward(self, users: Tensor | None = None) -> Embeddings:
+    def forward(self, users: Tensor | None = None, user_lm: bool = True) -> Embeddings:
         """Every item's row; every user's row, or only the rows of `users` (a training batch: the
-        user LM branch then runs on their neighbourhood alone)."""
+        user LM branch then runs on their neighbourhood alone). `user_lm=False` skips the user LM
+        branch where the scores do not read it (user_fusion="align"; see `ranking_forward`)."""
         c = self.config
         # Step 2: LightGCN over the normalised user-item graph (docs/paper.md#user-item-graph-lightgcn)
         out = self.propagate(self.embedding.weight)
@@ -243,7 +244,7 @@ class RecGOAT(Recommender):
         extras: dict[str, Tensor] = {"user_cf": user, "item_cf": item_cf, **{f"item_{m}": v for m, v in views.items()}}
         # Step 2: GAT over the user-user kNN graph of the user LM features (docs/paper.md#user-user-graph); with
         # user_fusion="align" it enters only CMCL (Step 3, in self.loss)
-        if self.user_lm is not None:
+        if self.user_lm is not None and (user_lm or c.user_fusion == "sum"):
             extras["user_lm"] = self.user_lm(users)
             if c.user_fusion == "sum":
                 user = user + extras["user_lm"]
@@ -264,6 +265,12 @@ class RecGOAT(Recommender):
         # user . item (docs/paper.md#step-5-prediction-and-loss)
         item = F.normalize(self.dropout(self.norm(fused)), dim=1)
         return Embeddings(user, item, extras)
+
+    def ranking_forward(self) -> Embeddings:
+        """`forward()` without the user LM branch over all users when the scores do not read it
+        (user_fusion="align") and it draws no dropout masks (eval mode): the same scores, and the
+        random stream of a run unchanged, for an evaluation's least part of the work."""
+        return self(user_lm=self.training)
 
     def _transport(self, views: dict[str, Tensor], item_cf: Tensor, extras: dict[str, Tensor]) -> dict[str, Tensor]:
         """Z^m (T^m + Delta^m) per modality; T^m from Sinkhorn on the detached cost, all modalities at once."""
