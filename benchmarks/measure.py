@@ -125,8 +125,9 @@ def timing_features(ds: Dataset, item_dims: dict[str, int], user_dims: dict[str,
 
 
 def synthetic_dataset(n_users: int, n_items: int, n_train: int, seed: int = 0, popularity: float = 0.8) -> Dataset:
-    """Random interactions of a real dataset's shape (timing only): `n_train` training rows plus one
-    validation and one test row per user, no (user, item) pair twice.
+    """Random interactions of a real dataset's shape (timing only): about `n_train` training rows (fewer
+    by the repeated (user, item) pairs dropped: ~2% at Amazon sizes) plus one validation and one test
+    row per user.
 
     Every user gets >= 3 training rows and a geometric tail above that; items are drawn with
     Zipf-like popularity p_i ~ (rank + 1)^-`popularity`, so a batch repeats popular items as real
