@@ -335,7 +335,8 @@ def recgoat_floor_task(data: dict, dim: int, calls: int, batch_size: int = 4096,
     return {"dataset": ds.name, "users": ds.n_users, "items": ds.n_items,
             "train_interactions": len(ds.split_pairs("train")[0]), "item_dims": json.dumps(data.get("item_dims", {})),
             "dim": dim, "batch_size": len(u), "unique_items": len(items), "unique_users": len(users),
-            "timed_rounds": calls, "step_s": best["step"], "floor_s": floor_s, "step_over_floor": best["step"] / floor_s,
+            "timed_rounds": calls, "step_s": best["step"], "floor_s": floor_s,
+            "step_over_floor": best["step"] / floor_s,
             "floor_parts": {k: v for k, v in best.items() if k != "step"}, "peak_rss_mb": peak_rss_mb()}
 
 
