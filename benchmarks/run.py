@@ -24,6 +24,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
@@ -128,12 +129,27 @@ def oat_points(scale: Scale, n_items: int) -> list[dict]:
     return points
 
 
-def run_task(task: dict, timeout_s: int, threads: int) -> dict:
-    """One task in a fresh interpreter; its JSON row, or {"error": ...} on failure or timeout."""
+def run_task(task: dict, timeout_s: int, threads: int, library: Path | None = None) -> dict:
+    """One task in a fresh interpreter; its JSON row, or {"error": ...} on failure or timeout.
+
+    `library`: a directory holding another `recgoat_lib` (e.g. the code before a change) that the task
+    imports instead of this checkout's; the task code (`benchmarks`) stays this checkout's.
+    """
     env = {**os.environ, **{v: str(threads) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "RECGOAT_THREADS")}}
     t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as shim:
+        cwd = REPO_ROOT
+        if library is not None:  # `python -m` puts the working directory first on sys.path
+            cwd = Path(shim)
+            (cwd / "benchmarks").symlink_to(REPO_ROOT / "benchmarks")
+            (cwd / "recgoat_lib").symlink_to(library.resolve() / "recgoat_lib")
+        return _run_in(cwd, task, env, timeout_s, t0)
+
+
+def _run_in(cwd: Path, task: dict, env: dict[str, str], timeout_s: int, t0: float) -> dict:
+    """`python -m benchmarks.tasks <task>` in `cwd`; its parsed JSON row with the wall time."""
     try:
-        proc = subprocess.run([sys.executable, "-m", "benchmarks.tasks", json.dumps(task)], cwd=REPO_ROOT, env=env,
+        proc = subprocess.run([sys.executable, "-m", "benchmarks.tasks", json.dumps(task)], cwd=cwd, env=env,
                               capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout_s} s"}

@@ -1,7 +1,8 @@
 """The measurements, one per subprocess: `python -m benchmarks.tasks '<json task>'` prints one JSON row.
 
 Running each measurement in a fresh process makes its peak RSS its own (not the maximum of
-everything measured before it). A task is a dict with "task" in {"model", "oat", "lm", "recgoat_parts"}:
+everything measured before it). A task is a dict with "task" in {"model", "oat", "lm", "recgoat_parts",
+"recgoat_floor", "epoch"}:
 
 - model: build a registered model on a dataset, time a fixed number of training steps
   (`train.train_step`, exactly what `train.train` runs per batch) and extrapolate to an
@@ -12,6 +13,8 @@ everything measured before it). A task is a dict with "task" in {"model", "oat",
   the Sinkhorn plan.
 - lm: throughput of the sentence-transformers text encoder.
 - recgoat_parts: seconds of each part of one RecGOAT training step (what its epoch pays for).
+- recgoat_floor: a RecGOAT training step next to the bare products it cannot avoid (its floor).
+- epoch: a RecGOAT epoch and a valid + test evaluation, for timing one library version against another.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -30,7 +34,7 @@ from recgoat_lib.models import build_model
 from recgoat_lib.models.lightgcn import LightGCNPropagation
 from recgoat_lib.train import NegativeSampler, TrainConfig, resolve_device, seed_everything, train_step
 
-from .measure import machine, peak_rss_mb, scaled_dataset, seconds_per_call, sync, timing_features
+from .measure import machine, peak_rss_mb, scaled_dataset, seconds_per_call, sync, synthetic_dataset, timing_features
 
 EVAL_BATCH = 4096  # evaluate()'s default user batch; the floor scores the same batches
 EVAL_CALLS = 2  # timed evaluations (and floor passes) per model, after one warm-up
@@ -38,7 +42,10 @@ OAT_CALLS = 3  # timed calls per OT cost / Sinkhorn point
 
 
 def make_dataset(data: dict) -> Dataset:
-    """The dataset a task names: {"name", "factor" (None = the real one), "item_dims", "user_dims"}."""
+    """The dataset a task names: {"name", "factor" (None = the real one), "item_dims", "user_dims"}, or
+    random interactions of a shape, {"shape": [users, items, train interactions], "item_dims", "user_dims"}."""
+    if "shape" in data:
+        return timing_features(synthetic_dataset(*data["shape"]), data.get("item_dims", {}), data.get("user_dims", {}))
     ds = load_dataset(data["name"])
     if data.get("factor"):
         ds = scaled_dataset(ds, data["factor"])
@@ -232,7 +239,163 @@ def recgoat_parts_task(data: dict, dim: int, calls: int, seed: int = 2025,
     return [{**r, "share": r["seconds"] * r["count"] / whole, "dim": dim, "dataset": ds.name} for r in rows]
 
 
-TASKS = {"model": model_task, "oat": oat_task, "lm": lm_task, "recgoat_parts": recgoat_parts_task}
+def _best_interleaved(fns: dict[str, Callable[[], object]], calls: int, device: torch.device) -> dict[str, float]:
+    """Fastest seconds of each function over `calls` rounds that run every function once in turn (after one
+    untimed round), so that load on a shared machine falls on all of them alike."""
+    best = {name: math.inf for name in fns}
+    for round_ in range(calls + 1):
+        for name, fn in fns.items():
+            sync(device)
+            t0 = time.perf_counter()
+            fn()
+            sync(device)
+            if round_:
+                best[name] = min(best[name], time.perf_counter() - t0)
+    return best
+
+
+def _csr(edge_index: torch.Tensor, n: int) -> torch.Tensor:
+    """The [n, n] CSR matrix (ones) of a [2, E] edge list (targets as rows, as the GAT aggregation reads it)."""
+    values = torch.ones(edge_index.shape[1], device=edge_index.device)
+    return torch.sparse_coo_tensor(edge_index.flip(0), values, (n, n)).coalesce().to_sparse_csr()
+
+
+def _modalities_of(data: dict, dim: int) -> dict:
+    """RecGOAT's config for a task's data: the item modalities it names (Sports: text only)."""
+    return {"dim": dim, "modalities": tuple(data["item_dims"])}
+
+
+def recgoat_floor_task(data: dict, dim: int, calls: int, batch_size: int = 4096, seed: int = 2025) -> dict:
+    """A RecGOAT training step (`train.train_step`) next to its floor: the dense and sparse products the
+    step cannot avoid, as bare torch calls on random tensors of the same shapes, in this process,
+    interleaved with the step (best of `calls` rounds each).
+
+    Floor parts (forward and backward): each CMCL InfoNCE logits product and its two gradient
+    products at its real row count (user-item: the batch; view pairs: the batch's unique items;
+    user pair: its unique users); each modality projection (features x W and the weight gradient,
+    items: all, user LM: the batch users' kNN neighbourhood); each GAT layer's d x d linear (3
+    products) and its aggregation (the sparse product, its transpose and the sampled product for the
+    attention); the OAT products (cost Z^T Z^cf; Z (T + Delta) and its two gradients); the 2L
+    LightGCN sparse products. Not in the floor: element-wise work (softmax, LayerNorm, dropout,
+    attention scores), Sinkhorn's iterations, the optimizer.
+    """
+    from recgoat_lib.graphs import in_neighbourhood
+
+    device = resolve_device("auto")
+    ds = make_dataset(data)
+    seed_everything(seed)
+    net = build_model("recgoat", ds, _modalities_of(data, dim)).to(device).train()
+    c = net.config
+    optimizer = torch.optim.Adam(net.parameters(), lr=TrainConfig().lr)
+    u, p, n = (torch.from_numpy(a[:batch_size]).to(device)
+               for a in NegativeSampler(ds).epoch(np.random.default_rng(seed)))
+    users, items = torch.unique(u), torch.unique(torch.cat([p, n]))
+    rand = lambda *shape: torch.randn(*shape, device=device)  # noqa: E731
+
+    def products(rows: int, inner: int, cols: int, count: int = 1) -> Callable[[], None]:
+        """Forward x @ w and both gradients of `count` products [rows, inner] x [inner, cols]."""
+        x, w, g = rand(rows, inner), rand(inner, cols), rand(rows, cols)
+        return lambda: [(x @ w, g @ w.T, x.T @ g) for _ in range(count)]
+
+    def projection(rows: int, features: int) -> Callable[[], None]:
+        """x @ W and the weight gradient x^T G (the features are buffers: no input gradient)."""
+        x, w, g = rand(rows, features), rand(features, dim), rand(rows, dim)
+        return lambda: (x @ w, x.T @ g)
+
+    def aggregation(edge_index: torch.Tensor, nodes: int) -> Callable[[], None]:
+        """The attention-weighted sum over in-edges at width d, its transpose and its sampled gradient."""
+        a, at = _csr(edge_index, nodes), _csr(edge_index.flip(0), nodes)
+        h, g = rand(nodes, dim), rand(nodes, dim)
+        return lambda: (a @ h, at @ g, torch.sparse.sampled_addmm(a, g, h.T, beta=0.0))
+
+    views = len(c.modalities) + 1
+    floor = {"InfoNCE user-item": products(len(u), dim, len(u)),
+             "InfoNCE view pairs": products(len(items), dim, len(items), views * (views - 1) // 2)}
+    branches = {f"item {m}": (b, ds.n_items, b.edge_index) for m, b in net.branches.items()}
+    if net.user_lm is not None:
+        nodes, edges, _ = in_neighbourhood(net.user_lm.edge_index, users, c.gat_layers, ds.n_users)
+        branches["user LM"] = (net.user_lm, len(nodes), edges)
+        if c.user_fusion == "align":
+            floor["InfoNCE user pair"] = products(len(users), dim, len(users))
+    for name, (branch, rows, edges) in branches.items():
+        floor[f"projection {name}"] = projection(rows, branch.x.shape[1])
+        for layer in range(c.gat_layers):
+            floor[f"GAT {name} layer {layer + 1} linear"] = products(rows, dim, dim)
+            floor[f"GAT {name} layer {layer + 1} aggregation"] = aggregation(edges, rows)
+    if c.fusion == "oat" and c.modalities:
+        zm, zcf = rand(ds.n_items, dim), rand(ds.n_items, dim)
+        align = products(ds.n_items, dim, dim, len(c.modalities))
+        floor["OAT cost + alignment"] = lambda: ([zm.T @ zcf for _ in c.modalities], align())
+    adj, x = net.propagate.adj, rand(ds.n_users + ds.n_items, dim)
+    floor["LightGCN propagation"] = lambda: [torch.sparse.mm(adj, x) for _ in range(2 * net.propagate.layers)]
+
+    fns = {f"floor: {k}": v for k, v in floor.items()}  # plain tensors: no autograd bookkeeping in the floor
+    best = _best_interleaved({"step": lambda: train_step(net, optimizer, u, p, n), **fns}, calls, device)
+    floor_s = sum(v for k, v in best.items() if k != "step")
+    return {"dataset": ds.name, "users": ds.n_users, "items": ds.n_items,
+            "train_interactions": len(ds.split_pairs("train")[0]), "item_dims": json.dumps(data.get("item_dims", {})),
+            "dim": dim, "batch_size": len(u), "unique_items": len(items), "unique_users": len(users),
+            "timed_rounds": calls, "step_s": best["step"], "floor_s": floor_s,
+            "step_over_floor": best["step"] / floor_s,
+            "floor_parts": {k: v for k, v in best.items() if k != "step"}, "peak_rss_mb": peak_rss_mb()}
+
+
+def epoch_task(data: dict, dim: int, batches: int, eval_calls: int = EVAL_CALLS, seed: int = 2025,
+               batch_size: int = TrainConfig().batch_size) -> dict:
+    """A RecGOAT epoch and a valid + test evaluation with whichever `recgoat_lib` this process imports
+    (benchmarks/floor.py runs it for the code before and after a change, alternately).
+
+    The epoch is `batches` consecutive training batches (after one untimed one) extrapolated to the
+    epoch's batch count, plus the negative sampling; their losses are returned so that two library
+    versions can be checked to compute the same values. The evaluation is what `train.train` needs
+    at a selection epoch, valid and test: `evaluate_splits` where the library has it, else two
+    `evaluate` calls; its floor is the score matmul + top-k over the users of either split.
+    """
+    from recgoat_lib import evaluate as evaluation
+
+    device = resolve_device("auto")
+    ds = make_dataset(data)
+    seed_everything(seed)
+    net = build_model("recgoat", ds, _modalities_of(data, dim)).to(device).train()
+    optimizer = torch.optim.Adam(net.parameters(), lr=TrainConfig().lr)
+    t0 = time.perf_counter()
+    u, p, n = (torch.from_numpy(a).to(device) for a in NegativeSampler(ds).epoch(np.random.default_rng(seed)))
+    sample_s = time.perf_counter() - t0
+    losses, times = [], []
+    for b in range(batches + 1):
+        sl = slice(b * batch_size, (b + 1) * batch_size)
+        sync(device)
+        t0 = time.perf_counter()
+        losses.append(float(train_step(net, optimizer, u[sl], p[sl], n[sl])["loss"]))
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    n_batches = math.ceil(len(u) / batch_size)
+
+    splits = ("valid", "test")
+    if hasattr(evaluation, "evaluate_splits"):
+        run_eval = lambda: evaluation.evaluate_splits(net, ds, splits)  # noqa: E731
+    else:
+        run_eval = lambda: [evaluation.evaluate(net, ds, s) for s in splits]  # noqa: E731
+    users = np.flatnonzero(np.logical_or.reduce([np.diff(ds.csr(s).indptr) > 0 for s in splits]))
+    users = torch.from_numpy(users).to(device)
+    net.eval()
+    with torch.no_grad():
+        emb = net()
+
+        def matmul_topk() -> None:
+            for start in range(0, len(users), EVAL_BATCH):
+                torch.topk(emb.user[users[start:start + EVAL_BATCH]] @ emb.item.T, 21, dim=1)
+
+        best = _best_interleaved({"eval": run_eval, "floor": matmul_topk}, eval_calls, device)
+    return {"dataset": ds.name, "users": ds.n_users, "items": ds.n_items, "train_interactions": len(u), "dim": dim,
+            "batch_size": batch_size, "batches_per_epoch": n_batches, "timed_batches": batches,
+            "batch_s": float(np.mean(times[1:])), "epoch_s": sample_s + n_batches * float(np.mean(times[1:])),
+            "losses": losses, "eval_valid_test_s": best["eval"], "eval_floor_s": best["floor"],
+            "eval_users": len(users), "peak_rss_mb": peak_rss_mb()}
+
+
+TASKS = {"model": model_task, "epoch": epoch_task, "oat": oat_task, "lm": lm_task, "recgoat_parts": recgoat_parts_task,
+         "recgoat_floor": recgoat_floor_task}
 
 
 def main(argv: list[str]) -> None:

@@ -51,7 +51,7 @@ def rank_metrics(hits: Tensor, n_relevant: Tensor, ks: tuple[int, ...]) -> dict[
     return out
 
 
-def ranked_hits(scores: Tensor, relevant: Tensor, k: int) -> Tensor:
+def ranked_hits(scores: Tensor, relevant: Tensor, k: int, top: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """[B, k] bool: is the item at each of the top-k ranks relevant, with ties against the model.
 
     The order is that of sorting by (score descending, relevant last), whatever order `topk`
@@ -59,8 +59,10 @@ def ranked_hits(scores: Tensor, relevant: Tensor, k: int) -> Tensor:
     top k are re-ordered non-relevant first, and only in rows whose boundary run continues past
     rank k (seen from the (k+1)-th value; rare with real-valued scores) are the tied items
     counted over all items, so that the top k gets as few relevant ones as the ties allow.
+    `top` is `torch.topk(scores, min(k + 1, n_items), dim=1)` when the caller already has it (several
+    ground truths ranked on one score matrix share it); the result does not depend on its tie order.
     """
-    values, top = torch.topk(scores, min(k + 1, scores.shape[1]), dim=1)
+    values, top = top if top is not None else torch.topk(scores, min(k + 1, scores.shape[1]), dim=1)
     crosses = values[:, k] == values[:, k - 1] if values.shape[1] > k else torch.zeros_like(relevant[:, 0])
     values, hits = values[:, :k], torch.gather(relevant, 1, top[:, :k])
     run = torch.cat([torch.zeros_like(values[:, :1], dtype=torch.long),
@@ -77,7 +79,6 @@ def ranked_hits(scores: Tensor, relevant: Tensor, k: int) -> Tensor:
     return hits
 
 
-@torch.no_grad()
 def evaluate(model: Recommender, ds: Dataset, split: str = "valid", ks: tuple[int, ...] = (10, 20),
              batch_size: int = 4096, eval_mode: bool = True) -> EvalResult:
     """Rank all items for every user with ground truth in `split`, training items masked
@@ -85,29 +86,53 @@ def evaluate(model: Recommender, ds: Dataset, split: str = "valid", ks: tuple[in
 
     `eval_mode=False` keeps dropout on, as the released RecGOAT code evaluates.
     """
+    return evaluate_splits(model, ds, (split,), ks, batch_size, eval_mode)[split]
+
+
+@torch.no_grad()
+def evaluate_splits(model: Recommender, ds: Dataset, splits: tuple[str, ...] = ("valid", "test"),
+                    ks: tuple[int, ...] = (10, 20), batch_size: int = 4096,
+                    eval_mode: bool = True) -> dict[str, EvalResult]:
+    """`evaluate` for several splits at once, with the metrics each would give alone.
+
+    Every split masks the same training items, so one forward pass, one score matrix per batch
+    of users (those with ground truth in any split) and one top-k serve them all; only the
+    gather of each split's relevant items and the tie handling (`ranked_hits`) are per split.
+    Valid + test this way cost one scoring pass instead of two (train.train, benchmarks).
+    """
+    if len(set(splits)) != len(splits) or not splits:
+        raise ValueError(f"splits must be distinct and non-empty, got {splits}")
     was_training = model.training
     model.train(not eval_mode)
     device = model.device
-    emb = model()
-    train, truth = ds.csr("train"), ds.csr(split)
-    users = np.flatnonzero(np.diff(truth.indptr) > 0)
+    emb = model.ranking_forward()
+    train = ds.csr("train")
+    truths = {s: ds.csr(s) for s in splits}
+    counts = {s: np.diff(t.indptr) for s, t in truths.items()}
+    users = np.flatnonzero(np.logical_or.reduce([c > 0 for c in counts.values()]))
     k_max = max(ks)
-    per_user: dict[str, list[Tensor]] = {}
+    per_user: dict[str, dict[str, list[Tensor]]] = {s: {} for s in splits}
     for start in range(0, len(users), batch_size):
         batch = users[start:start + batch_size]
         scores = model.score(emb, torch.from_numpy(batch).to(device))
         seen = _batch_coo(train, batch, device)
         scores[seen[0], seen[1]] = -torch.inf
-        gt = torch.zeros_like(scores, dtype=torch.bool)
-        rel = _batch_coo(truth, batch, device)
-        gt[rel[0], rel[1]] = True
-        hits = ranked_hits(scores, gt, k_max)
-        n_rel = torch.from_numpy(np.diff(truth.indptr)[batch]).to(device)
-        for name, v in rank_metrics(hits, n_rel, ks).items():
-            per_user.setdefault(name, []).append(v.cpu())
+        top = torch.topk(scores, min(k_max + 1, scores.shape[1]), dim=1)
+        for split, truth in truths.items():
+            gt = torch.zeros_like(scores, dtype=torch.bool)
+            rel = _batch_coo(truth, batch, device)
+            gt[rel[0], rel[1]] = True
+            rows = torch.from_numpy(np.flatnonzero(counts[split][batch] > 0)).to(device)
+            hits = ranked_hits(scores, gt, k_max, top)[rows]
+            n_rel = torch.from_numpy(counts[split][batch]).to(device)[rows]
+            for name, v in rank_metrics(hits, n_rel, ks).items():
+                per_user[split].setdefault(name, []).append(v.cpu())
     model.train(was_training)
-    pu = {k: torch.cat(v).numpy() for k, v in per_user.items()}
-    return EvalResult({k: float(v.mean()) for k, v in pu.items()}, pu, users)
+    out = {}
+    for split in splits:
+        pu = {k: torch.cat(v).numpy() for k, v in per_user[split].items()}
+        out[split] = EvalResult({k: float(v.mean()) for k, v in pu.items()}, pu, np.flatnonzero(counts[split] > 0))
+    return out
 
 
 def _batch_coo(m, rows: np.ndarray, device) -> Tensor:

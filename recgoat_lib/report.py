@@ -156,7 +156,31 @@ def update_readme(readme: Path = README, tables_dir: Path = TABLES_DIR) -> list[
     return filled
 
 
+BENCHMARKS_DIR = REPO_ROOT / "results" / "benchmarks"
+# Speed-suite outputs shown in the README: (CSV under results/benchmarks, table name, columns).
+BENCHMARK_TABLES = (
+    ("cpu_floor_targets.csv", "efficiency_floor_targets", None),
+    ("cpu_floor_steps.csv", "efficiency_floor_steps",
+     ["shape", "dim", "batch_size", "step_s", "floor_s", "step_over_floor", "peak_rss_mb"]),
+    ("cpu_floor_versus.csv", "efficiency_floor_versus",
+     ["version", "dim", "batch_size", "epoch_s", "eval_valid_test_s", "eval_floor_s", "eval_over_floor",
+      "eval_speedup", "max_rel_loss_diff_vs_before"]),
+    ("executors.csv", "efficiency_executors", None),
+)
+
+
+def benchmark_tables(bench_dir: Path = BENCHMARKS_DIR) -> list[Path]:
+    """Copy the speed suite's committed outputs the README shows into results/tables/ (as measured)."""
+    written = []
+    for csv, name, cols in BENCHMARK_TABLES:
+        if (bench_dir / csv).exists():
+            frame = pd.read_csv(bench_dir / csv)
+            written.append(save_table(frame[cols] if cols else frame, name, None, float_format="%.4g"))
+    return written
+
+
 if __name__ == "__main__":
+    print("wrote", *benchmark_tables())
     print("wrote", save_table(notebook_durations(), "notebook_durations", None, float_format="%.1f"))
     print("wrote", save_table(departure_table(), "departures", None))
     (TABLES_DIR / "status.md").write_text(status() + "\n")

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from .data import Dataset
 from .determinism import pin_threads
-from .evaluate import evaluate
+from .evaluate import evaluate, evaluate_splits
 from .models.base import Recommender
 
 RELEASED_SELECT_K = 10  # the released RecGOAT code selects on test NDCG@10
@@ -174,13 +174,12 @@ def train(model: Recommender, ds: Dataset, config: TrainConfig, seed: int,
             if config.selection == "released":
                 valid, test = None, evaluate(model, ds, "test", config.ks, eval_mode=False)
                 score = test.metrics[f"ndcg@{RELEASED_SELECT_K}"]
-            else:
-                valid, test = evaluate(model, ds, "valid", config.ks), None
+            else:  # test beside valid: same forward, scores and top-k, so it costs little more than valid alone
+                valid, test = evaluate_splits(model, ds, ("valid", "test"), config.ks).values()
                 score = valid.metrics[config.select_metric]
             eval_times.append(time.perf_counter() - t1)
             row.update({"select_score": score, "eval_s": eval_times[-1]})
             if score > state["best"]:
-                test = test or evaluate(model, ds, "test", config.ks)
                 state.update(best=score, best_epoch=epoch + 1, bad_evals=0, best_eval=(valid, test))
             else:
                 state["bad_evals"] += 1

@@ -130,3 +130,44 @@ def test_recgoat_parts_cover_every_term_of_the_step():
                  "OT cost", "user-item InfoNCE (256 rows)", "view-pair InfoNCE", "user-pair InfoNCE"):
         assert part in names
     assert rows.set_index("part").filter(like="view-pair", axis=0)["count"].item() == 3  # (id, image, text) pairs
+
+
+def test_synthetic_dataset_has_the_shape_asked_for():
+    from benchmarks.measure import synthetic_dataset
+    ds = synthetic_dataset(400, 3000, 2400, seed=1)
+    df = ds.interactions
+    assert (ds.n_users, ds.n_items) == (400, 3000) and not df.duplicated(["user", "item"]).any()
+    assert 0.9 * 2400 <= (df["split"] == 0).sum() <= 1.1 * 2400
+    per_user = df.groupby("user")["split"].agg(lambda s: sorted(s)[-2:])
+    assert all(last == [1, 2] for last in per_user)  # one valid and one test row per user
+    assert "synthetic" in ds.source and "timing only" in ds.source
+
+
+def test_recgoat_floor_names_every_unavoidable_product():
+    from benchmarks.tasks import recgoat_floor_task
+    data = {"shape": [300, 120, 1500], "item_dims": {"image": 24, "text": 16}, "user_dims": {"text": 16}}
+    row = recgoat_floor_task(data, dim=16, calls=1, batch_size=256)
+    parts = " | ".join(row["floor_parts"])
+    for part in ("InfoNCE user-item", "InfoNCE view pairs", "InfoNCE user pair", "projection item image",
+                 "projection item text", "projection user LM", "GAT item image layer 1 aggregation",
+                 "GAT user LM layer 1 linear", "OAT cost + alignment", "LightGCN propagation"):
+        assert part in parts
+    assert row["floor_s"] == pytest.approx(sum(row["floor_parts"].values()))
+    assert row["step_over_floor"] == pytest.approx(row["step_s"] / row["floor_s"])
+    text_only = recgoat_floor_task({**data, "item_dims": {"text": 16}}, dim=16, calls=1, batch_size=256)
+    assert not any("image" in k for k in text_only["floor_parts"])
+
+
+def test_floor_summary_compares_versions_and_losses():
+    from benchmarks.floor import summarise
+    versus = {"batch_s": 1.0, "epoch_s": 10.0, "eval_valid_test_s": 2.0, "eval_floor_s": 1.0}
+    raw = [{"group": "versus", "version": "before", "task": {}, "result": {**versus, "losses": [1.0, 2.0]}},
+           {"group": "versus", "version": "after", "task": {},
+            "result": {**versus, "epoch_s": 4.0, "eval_valid_test_s": 1.2, "losses": [1.0, 2.0 * (1 + 1e-7)]}},
+           {"group": "versus", "version": "after", "task": {},
+            "result": {**versus, "epoch_s": 5.0, "eval_valid_test_s": 1.5, "losses": [1.0, 2.0]}}]
+    tables = summarise(raw)
+    got = tables["targets"].set_index("target")["measured"]
+    assert got["Sports epoch, before / after"] == pytest.approx(2.5)  # fastest run of each version
+    assert got["valid + test evaluation / matmul + top-k floor (after)"] == pytest.approx(1.2)
+    assert tables["versus"]["max_rel_loss_diff_vs_before"].iloc[0] == pytest.approx(0.0, abs=1e-12)

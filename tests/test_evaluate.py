@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from recgoat_lib.evaluate import evaluate, rank_metrics, ranked_hits
+from recgoat_lib.evaluate import evaluate, evaluate_splits, rank_metrics, ranked_hits
 from recgoat_lib.models.base import Embeddings, Recommender
 
 
@@ -98,6 +98,31 @@ def test_heavily_tied_scores_match_brute_force(toy, split):
     for k in (5, 20):
         for name, v in brute_force(scores, toy.csr("train").toarray(), toy.csr(split).toarray(), k).items():
             assert res.metrics[name] == pytest.approx(v, abs=1e-6), name
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_splits_evaluated_together_equal_each_alone_and_brute_force(toy, tied):
+    """One scoring pass and one top-k for valid + test: per-user metrics identical to separate runs
+    (whose users differ, so the batches do too), and to the brute force, with and without ties."""
+    rng = np.random.default_rng(3)
+    scores = (rng.integers(0, 3, size=(toy.n_users, toy.n_items)) if tied
+              else rng.normal(size=(toy.n_users, toy.n_items))).astype(np.float32)
+    model = FixedScores(scores)
+    both = evaluate_splits(model, toy, ("valid", "test"), ks=(5, 20), batch_size=500)
+    for split in ("valid", "test"):
+        alone = evaluate(model, toy, split, ks=(5, 20), batch_size=700)
+        np.testing.assert_array_equal(both[split].users, alone.users)
+        assert both[split].metrics == alone.metrics
+        for name, v in alone.per_user.items():
+            np.testing.assert_array_equal(both[split].per_user[name], v)
+        want = brute_force(scores, toy.csr("train").toarray(), toy.csr(split).toarray(), 20)
+        for name, v in want.items():
+            assert both[split].metrics[name] == pytest.approx(v, abs=1e-6), (split, name)
+
+
+def test_evaluate_splits_rejects_repeated_splits(toy):
+    with pytest.raises(ValueError, match="distinct"):
+        evaluate_splits(FixedScores(np.zeros((toy.n_users, toy.n_items))), toy, ("test", "test"))
 
 
 def test_all_equal_scores_earn_nothing(toy):

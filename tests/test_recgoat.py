@@ -202,7 +202,8 @@ def two_product_info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float, s
 
 @pytest.mark.parametrize("symmetric", [True, False])
 @pytest.mark.parametrize("normalised", [True, False])
-def test_one_product_info_nce_equals_the_two_product_formula(symmetric, normalised):
+@pytest.mark.parametrize("temperature", [0.2, 0.05, 0.01])  # 0.01: below FUSED_MIN_TEMPERATURE (autograd path)
+def test_one_product_info_nce_equals_the_two_product_formula(symmetric, normalised, temperature):
     g = torch.Generator().manual_seed(3)
     a0, b0 = torch.randn(300, 24, generator=g) * 3, torch.randn(300, 24, generator=g)
     grads = []
@@ -210,9 +211,9 @@ def test_one_product_info_nce_equals_the_two_product_formula(symmetric, normalis
         a, b = a0.clone().requires_grad_(), b0.clone().requires_grad_()
         if fn is info_nce and normalised:
             value = info_nce(torch.nn.functional.normalize(a, dim=1), torch.nn.functional.normalize(b, dim=1),
-                             0.2, symmetric, normalised=True)
+                             temperature, symmetric, normalised=True)
         else:
-            value = fn(a, b, 0.2, symmetric)
+            value = fn(a, b, temperature, symmetric)
         value.backward()
         grads.append((value.detach(), a.grad, b.grad))
     for old, new in zip(*grads):
@@ -349,3 +350,24 @@ def test_alignment_and_uniformity():
     assert table.query("measure == 'alignment'").set_index("views").loc["a-c", "value"] == pytest.approx(4.0)
     assert pair_retrieval(x, 2 * x) == 1.0 and pair_retrieval(x, -x) == 0.0
     assert pair_retrieval(x, x[torch.randperm(200, generator=torch.Generator().manual_seed(1))]) < 0.05
+
+
+def test_info_nce_refuses_a_second_backward_through_one_graph():
+    """The fused backward writes its gradient over the saved exponentials, so it may run once only."""
+    a, b = torch.randn(8, 4, requires_grad=True), torch.randn(8, 4, requires_grad=True)
+    loss = info_nce(a, b, 0.2)
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="twice"):
+        loss.backward()
+
+
+def test_ranking_forward_skips_only_what_scores_do_not_read(ds):
+    """Eval-mode ranking embeddings equal the full forward's; the user LM branch is left out only with
+    user_fusion="align" (with "sum" it is part of the user vector) and only when no dropout draws."""
+    for fusion in ("align", "sum"):
+        net = model(ds, user_fusion=fusion).eval()
+        full, ranking = net(), net.ranking_forward()
+        torch.testing.assert_close(ranking.user, full.user)
+        torch.testing.assert_close(ranking.item, full.item)
+        assert ("user_lm" in ranking.extras) == (fusion == "sum")
+    assert "user_lm" in model(ds).train().ranking_forward().extras

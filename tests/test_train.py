@@ -75,3 +75,16 @@ def test_bad_train_config():
         make_config("bpr", width=3)
 
 
+
+
+def test_selected_valid_and_test_metrics_are_those_of_separate_evaluations(toy):
+    """train.train evaluates valid and test in one pass (evaluate_splits); with one evaluation, at the
+    last epoch, its metrics must equal separate `evaluate` calls on the final model."""
+    from recgoat_lib.evaluate import evaluate
+
+    seed_everything(0)
+    net = build_model("lightgcn", toy, {"dim": 16})
+    result = train(net, toy, TrainConfig(epochs=2, eval_every=2, batch_size=1024, progress=False), seed=0)
+    assert result.best_epoch == 2
+    assert result.valid == evaluate(net, toy, "valid").metrics
+    assert result.test == evaluate(net, toy, "test").metrics

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 
 @dataclass
@@ -44,6 +46,11 @@ class Recommender(nn.Module, ABC):
         finally:
             self.train(was_training)
 
+    def ranking_forward(self) -> Embeddings:
+        """The embeddings `score` needs, as `forward()` computes them (a model may skip extras that
+        scoring does not read; the evaluator calls this)."""
+        return self()
+
     def score(self, emb: Embeddings, users: Tensor) -> Tensor:
         return emb.user[users] @ emb.item.T
 
@@ -68,6 +75,57 @@ def norm_reg(*tensors: Tensor) -> Tensor:
     return sum(t.norm() for t in tensors) / tensors[-1].shape[0]
 
 
+#: below this temperature exp((cos - 1) / temperature) can underflow to 0 for a whole row (fp32 exp(-87) ~ 1e-38),
+#: so `info_nce` falls back to max-shifted logsumexps through autograd there
+FUSED_MIN_TEMPERATURE = 2.0 / 80.0
+_BLOCK_ROWS = 256  # rows per block of the in-place InfoNCE gradient
+
+
+class _UnitInfoNCE(torch.autograd.Function):
+    """InfoNCE of unit rows `a`, `b` with a hand-written backward: 3 products of the logits' size and
+    one exponential, where autograd through two logsumexps pays each exponential twice more.
+
+    The logits L = a b^T / t are bounded by 1/t (unit rows), so exp(L - 1/t) shifts by a
+    constant instead of each row's and column's maximum: one E = exp(L - 1/t) serves the row
+    sums, the column sums and the backward, dL = (E / r_i + E / c_j) / (2n) - I / n (one-way:
+    E / r_i / n - I / n), and the gradients dL b / t and dL^T a / t are the only other products.
+    dL is written over E (a fresh [n, n] buffer costs more than the arithmetic on it), so the
+    graph can be back-propagated once only (no retain_graph, which nothing here uses).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, a: Tensor, b: Tensor, temperature: float, symmetric: bool) -> Tensor:
+        inv_t = 1.0 / temperature
+        e = (a * inv_t) @ b.T  # L
+        positive = e.diagonal().clone()
+        e.sub_(inv_t).exp_()  # E = exp(L - 1/t), in place: the only [n, n] tensor kept
+        row = e.sum(1)
+        loss = (row.log() + inv_t - positive).mean()
+        col = e.sum(0) if symmetric else None
+        if symmetric:
+            loss = (loss + (col.log() + inv_t - positive).mean()) / 2
+        ctx.save_for_backward(a, b, e, row, col)
+        ctx.inv_t = inv_t
+        return loss
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None, None]:
+        if ctx.inv_t is None:
+            raise RuntimeError("info_nce: backward through the same graph twice is not supported")
+        a, b, e, row, col = ctx.saved_tensors
+        n, inv_t, ctx.inv_t = len(a), ctx.inv_t, None
+        scale = grad * inv_t / (n if col is None else 2 * n)  # chain rule through L = a b^T / t
+        if col is None:
+            g = e.mul_((scale / row)[:, None])
+        else:  # E_ij (s / r_i + s / c_j) in row blocks: the broadcast sum stays a small temporary
+            g, row_w, col_w = e, scale / row[:, None], scale / col
+            for start in range(0, n, _BLOCK_ROWS):
+                g[start:start + _BLOCK_ROWS].mul_(row_w[start:start + _BLOCK_ROWS] + col_w)
+        g.diagonal().sub_(grad * inv_t / n)
+        return g @ b, g.T @ a, None, None
+
+
 def info_nce(a: Tensor, b: Tensor, temperature: float, symmetric: bool = True, normalised: bool = False) -> Tensor:
     """InfoNCE with in-batch negatives: row i of `a` and row i of `b` are the positive pair, the
     other rows of the batch the negatives, on cosine similarity / `temperature`.
@@ -76,11 +134,14 @@ def info_nce(a: Tensor, b: Tensor, temperature: float, symmetric: bool = True, n
     columns); `symmetric=False` is a->b only, as in the released RecGOAT code. Both directions
     read the one product L = a_n @ b_n.T / temperature: the cross-entropy of row i is
     logsumexp(L[i, :]) - L[i, i], that of column i is logsumexp(L[:, i]) - L[i, i], so no second
-    product and no transposed copy is made. `normalised=True` says the rows are already unit
-    length (a caller that reuses one view in several pairs normalises it once).
+    product and no transposed copy is made; forward and backward together cost the three products
+    of that size a bare implementation needs (`_UnitInfoNCE`). `normalised=True` says the rows are
+    already unit length (a caller that reuses one view in several pairs normalises it once).
     """
     if not normalised:
         a, b = nn.functional.normalize(a, dim=1), nn.functional.normalize(b, dim=1)
+    if temperature >= FUSED_MIN_TEMPERATURE:
+        return _UnitInfoNCE.apply(a, b, temperature, symmetric)
     logits = a @ b.T / temperature
     positive = logits.diagonal()
     loss = (torch.logsumexp(logits, dim=1) - positive).mean()

@@ -229,9 +229,10 @@ class RecGOAT(Recommender):
         self.norm = nn.LayerNorm(c.dim)
         self.dropout = nn.Dropout(c.dropout)
 
-    def forward(self, users: Tensor | None = None) -> Embeddings:
+    def forward(self, users: Tensor | None = None, user_lm: bool = True) -> Embeddings:
         """Every item's row; every user's row, or only the rows of `users` (a training batch: the
-        user LM branch then runs on their neighbourhood alone)."""
+        user LM branch then runs on their neighbourhood alone). `user_lm=False` skips the user LM
+        branch where the scores do not read it (user_fusion="align"; see `ranking_forward`)."""
         c = self.config
         # Step 2: LightGCN over the normalised user-item graph (docs/paper.md#user-item-graph-lightgcn)
         out = self.propagate(self.embedding.weight)
@@ -243,7 +244,7 @@ class RecGOAT(Recommender):
         extras: dict[str, Tensor] = {"user_cf": user, "item_cf": item_cf, **{f"item_{m}": v for m, v in views.items()}}
         # Step 2: GAT over the user-user kNN graph of the user LM features (docs/paper.md#user-user-graph); with
         # user_fusion="align" it enters only CMCL (Step 3, in self.loss)
-        if self.user_lm is not None:
+        if self.user_lm is not None and (user_lm or c.user_fusion == "sum"):
             extras["user_lm"] = self.user_lm(users)
             if c.user_fusion == "sum":
                 user = user + extras["user_lm"]
@@ -264,6 +265,12 @@ class RecGOAT(Recommender):
         # user . item (docs/paper.md#step-5-prediction-and-loss)
         item = F.normalize(self.dropout(self.norm(fused)), dim=1)
         return Embeddings(user, item, extras)
+
+    def ranking_forward(self) -> Embeddings:
+        """`forward()` without the user LM branch over all users when the scores do not read it
+        (user_fusion="align") and it draws no dropout masks (eval mode): the same scores, and the
+        random stream of a run unchanged, for an evaluation's least part of the work."""
+        return self(user_lm=self.training)
 
     def _transport(self, views: dict[str, Tensor], item_cf: Tensor, extras: dict[str, Tensor]) -> dict[str, Tensor]:
         """Z^m (T^m + Delta^m) per modality; T^m from Sinkhorn on the detached cost, all modalities at once."""
@@ -291,8 +298,10 @@ class RecGOAT(Recommender):
             return {"loss": bpr + reg, "bpr": bpr, "reg": reg, **logged}
 
         symmetric = c.infonce == "symmetric"
-        # the fused item rows are unit length already: only the user rows need normalising
-        cl_ui = info_nce(F.normalize(u, dim=1), p, c.cl_temperature, symmetric, normalised=True)
+        # the fused item rows are unit length already; the user rows are normalised once per unique user (not per
+        # duplicate in the batch) and, with user_fusion="align" (emb.user is z_u^cf), serve the user pair too
+        unit_user = F.normalize(emb.user, dim=1)
+        cl_ui = info_nce(unit_user[inverse], p, c.cl_temperature, symmetric, normalised=True)
         terms = []  # per CMCL pair, signed: the item modality pairs, then the user pair
         views = [emb.extras["item_cf"], *(emb.extras[f"item_{m}"] for m in c.modalities)]
         if len(views) > 1:
@@ -305,7 +314,8 @@ class RecGOAT(Recommender):
             item_pairs = torch.stack(per_set).mean(0)
             terms.append(1.0 - item_pairs if c.cl_sign == "released" else item_pairs)
         if self.user_lm is not None and c.user_fusion == "align":
-            user_pair = info_nce(emb.extras["user_cf"], emb.extras["user_lm"], c.cl_temperature, symmetric)
+            user_pair = info_nce(unit_user, F.normalize(emb.extras["user_lm"], dim=1), c.cl_temperature, symmetric,
+                                 normalised=True)
             terms.append((1.0 - user_pair if c.cl_user_sign == "flipped" else user_pair).reshape(1))
         cl_mod = torch.cat(terms).mean() if terms else torch.zeros((), device=u.device)
         cl = (1.0 - c.cl_modality_share) * cl_ui + c.cl_modality_share * cl_mod
