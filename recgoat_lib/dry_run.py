@@ -10,7 +10,7 @@ reports seconds per epoch, evaluation seconds, peak memory and the hours the pap
 would take, as a table and a figure.
 
 The numbers it trains are meaningless (random features): the dataset is named
-`<dataset>-timing-only`, its records go to `results/dry_run/` (not committed), and every table and
+`<dataset>-timing-only`, its records go to `results/dry_run/` (committed, apart), and every table and
 figure title says "timing-only". Only the small timing table is committed (results/tables/).
 `--max-batches N` trains N batches per epoch and extrapolates the epoch time, for a slow CPU.
 """
