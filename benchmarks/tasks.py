@@ -81,7 +81,8 @@ def model_task(model: str, data: dict, dim: int, batches: int, floors: tuple[str
                    n[start:start + batch_size])
 
     batch_s = seconds_per_call(one_batch, batches, device)
-    row = {"model": model, "overrides": json.dumps(overrides or {}), "dataset": ds.name, "users": ds.n_users, "items": ds.n_items,
+    row = {"model": model, "overrides": json.dumps(overrides or {}), "dataset": ds.name, "users": ds.n_users,
+           "items": ds.n_items,
            "train_interactions": len(u), "dim": dim, "batch_size": batch_size, "batches_per_epoch": n_batches,
            "timed_batches": batches, "setup_s": setup_s, "sample_s": sample_s, "batch_s": batch_s,
            "epoch_s": sample_s + n_batches * batch_s,

@@ -208,7 +208,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--table", default=None, help="table name (default: <dataset>_text_check)")
     a = p.parse_args(argv)
     pin_threads(a.threads)
-    budget = replace(SPORTS_TEXT_CHECK, labels=tuple(a.labels.split(",")), seeds=tuple(int(s) for s in a.seeds.split(",")))
+    budget = replace(SPORTS_TEXT_CHECK, labels=tuple(a.labels.split(",")),
+                     seeds=tuple(int(s) for s in a.seeds.split(",")))
     res = run_budget(budget, load_dataset(budget.dataset), get_profile("paper"), extra=a.extra)
     table = results_table(res)
     name = a.table or f"{budget.dataset}_text_check"
@@ -268,7 +269,8 @@ def results_table(result: BenchmarkResult, metrics: tuple[str, ...] = TABLE_METR
     rows = []
     for label in ENTRIES:
         if label in result.records:
-            row = {"model": label, "modalities": _modalities(label, result), "config": format_point(result.chosen[label]),
+            row = {"model": label, "modalities": _modalities(label, result),
+                   "config": format_point(result.chosen[label]),
                    "seeds": len(result.records[label])}
             for m in metrics:
                 r = s[(s["model"] == label) & (s["metric"] == m)].iloc[0]

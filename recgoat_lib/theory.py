@@ -260,7 +260,8 @@ def view_target_error(user: Tensor, views: dict[str, Tensor], ds: Dataset, split
         item = F.normalize(item.detach().float().cpu(), dim=1)
         metrics = evaluate(FixedEmbeddings(user, item), ds, split, ks).metrics
         bpr = float(bpr_loss(user[users], item[pos], item[neg]))
-        rows.append({"view": name, "bpr": bpr, **{f"{m}@{k}": metrics[f"{m}@{k}"] for k in ks for m in ("recall", "ndcg")}})
+        rows.append({"view": name, "bpr": bpr,
+                     **{f"{m}@{k}": metrics[f"{m}@{k}"] for k in ks for m in ("recall", "ndcg")}})
     return pd.DataFrame(rows)
 
 

@@ -22,13 +22,17 @@ from .dataset import Dataset, item_texts, prepare_interactions
 
 TOPICS = {
     "stroller": ("stroller", "pushchair", ["foldable frame", "all-terrain wheels", "reclining seat", "sun canopy"]),
-    "bottle": ("feeding bottle", "baby bottle", ["anti-colic valve", "slow-flow nipple", "BPA-free body", "easy-grip shape"]),
+    "bottle": ("feeding bottle", "baby bottle",
+               ["anti-colic valve", "slow-flow nipple", "BPA-free body", "easy-grip shape"]),
     "toy": ("plush toy", "soft toy", ["crinkle ears", "rattle inside", "embroidered eyes", "machine washable fabric"]),
     "blanket": ("swaddle blanket", "baby blanket", ["breathable weave", "velcro wings", "zip closure", "double layer"]),
-    "car_seat": ("car seat", "infant car seat", ["side-impact protection", "five-point harness", "isofix base", "removable cover"]),
-    "diaper": ("diaper bag", "changing backpack", ["insulated bottle pockets", "changing pad", "stroller straps", "wipe dispenser"]),
+    "car_seat": ("car seat", "infant car seat",
+                 ["side-impact protection", "five-point harness", "isofix base", "removable cover"]),
+    "diaper": ("diaper bag", "changing backpack",
+               ["insulated bottle pockets", "changing pad", "stroller straps", "wipe dispenser"]),
     "bath": ("bath tub", "baby bath seat", ["non-slip base", "temperature indicator", "drain plug", "foldable design"]),
-    "monitor": ("baby monitor", "video monitor", ["night vision", "two-way talk", "room temperature sensor", "long-range signal"]),
+    "monitor": ("baby monitor", "video monitor",
+                ["night vision", "two-way talk", "room temperature sensor", "long-range signal"]),
 }
 COLORS = ["red", "blue", "green", "yellow", "pink", "grey", "white", "black"]
 MATERIALS = ["cotton", "plastic", "bamboo", "silicone", "polyester"]

@@ -190,7 +190,8 @@ def train(model: Recommender, ds: Dataset, config: TrainConfig, seed: int,
         state["epoch"] = epoch + 1
         if checkpoint is not None and "eval_s" in row:
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng.bit_generator.state,
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "rng": rng.bit_generator.state,
                         "torch_rng": torch.get_rng_state(), "state": state}, checkpoint)
         if state["bad_evals"] >= config.patience:
             break

@@ -239,7 +239,8 @@ class RecGOAT(Recommender):
         user, item_cf = out[: self.n_users], out[self.n_users:]
         if users is not None:
             user = user[users]
-        # Step 2: Linear + GAT over each modality's item-item kNN graph (docs/paper.md#item-item-graphs-gat-per-modality)
+        # Step 2: Linear + GAT over each modality's item-item kNN graph
+        # (docs/paper.md#item-item-graphs-gat-per-modality)
         views = {m: branch() for m, branch in self.branches.items()}
         extras: dict[str, Tensor] = {"user_cf": user, "item_cf": item_cf, **{f"item_{m}": v for m, v in views.items()}}
         # Step 2: GAT over the user-user kNN graph of the user LM features (docs/paper.md#user-user-graph); with
