@@ -123,7 +123,9 @@ def study_table(study: Study, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
         capped = [str(r["seed"]) for r in recs if r["epochs_run"] >= study.train.epochs]
         row["epoch cap hit"] = ", ".join(capped) or "none"
         row["hours per run"] = ", ".join(f"{_hours(r):.2f}" for r in recs)
-        row["commit"] = ", ".join(sorted({r["git_commit"] + ("+dirty" if r.get("git_dirty") else "") for r in recs}))
+        # in backticks: a hash such as 97951e5 must not be read as a number by the table writers
+        commits = {f"`{r['git_commit']}{'+dirty' if r.get('git_dirty') else ''}`" for r in recs}
+        row["commit"] = ", ".join(sorted(commits))
         rows.append(row)
     return pd.DataFrame(rows)
 
