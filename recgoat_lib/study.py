@@ -175,6 +175,7 @@ def plot_study(study: Study, results_dir: Path = RESULTS_DIR):
            title=f"{study.dataset}: converged study, text only ({study.name})")
     handles, names = ax.get_legend_handles_labels()
     ax.legend(dict(zip(names, handles)).values(), dict(zip(names, handles)).keys(), fontsize=8, loc="lower right")
+    fig.tight_layout()
     return fig
 
 
