@@ -140,7 +140,9 @@ def verdict(study: Study, results_dir: Path = RESULTS_DIR) -> str:
     found = study_records(study, results_dir)
     missing = [label for label in study.models if len(found.get(label, {})) < len(study.seeds)]
     if "recgoat" in missing:
-        return (f"No verdict yet: {len(missing)} of {len(study.models)} models lack seeds "
+        done = sum(len(v) for v in found.values())
+        return (f"No verdict yet: {done} of {len(study.models) * len(study.seeds)} runs recorded; "
+                f"{len(missing)} of {len(study.models)} models have fewer than {len(study.seeds)} seeds "
                 f"({', '.join(missing)}).")
     table = study_table(study, results_dir).set_index("model")
     col = next((c for c in table.columns if c.startswith("vs ")), None)
