@@ -126,10 +126,6 @@ def git_state() -> tuple[str, bool | None]:
         return "unknown", None
 
 
-def data_checksum(data: RunData) -> str:
-    return data.checksum()
-
-
 def check_specs(specs: list[RunSpec], data: RunData) -> None:
     """Reject specs that cannot run on `data` (wrong dataset or protocol, missing features)
     with one error listing every problem, before anything trains."""
@@ -262,7 +258,7 @@ def train_spec(s: RunSpec, data: RunData, key: str, results_dir: Path, threads: 
             _atomic_write(state, lambda tmp: torch.save(model.state_dict(), tmp))
         commit, dirty = git_state()
         record = {
-            "key": key, **s.to_dict(), "dataset_checksum": data_checksum(data), "code": code_fingerprint(),
+            "key": key, **s.to_dict(), "dataset_checksum": data.checksum(), "code": code_fingerprint(),
             "protocol": "sequential" if isinstance(data, SequenceData) else "full",
             "best_epoch": res.best_epoch, "epochs_run": res.epochs_run,
             "epoch_cap_hit": res.epochs_run >= s.train.epochs,
@@ -289,7 +285,7 @@ def run(s: RunSpec, data: RunData, cache: bool = True, results_dir: Path = RESUL
         return run_many([s], data, cache=cache, results_dir=results_dir, threads=threads, resume=resume,
                         progress=False, keep_state=keep_state)[0]
     check_specs([s], data)
-    key = s.key(data_checksum(data))
+    key = s.key(data.checksum())
     with spec_lock(Path(results_dir), data.name, key):
         rec, arrays = train_spec(s, data, key, Path(results_dir), threads, resume, keep_state, on_eval)
         return read_record(save_record(rec, arrays, Path(results_dir)))
@@ -307,7 +303,7 @@ def run_many(specs: list[RunSpec], data: RunData, cache: bool = True, results_di
         raise RunnerError(f"unknown executor {executor!r}; choose from {EXECUTORS}")
     check_specs(specs, data)
     results_dir = Path(results_dir)
-    checksum = data_checksum(data)
+    checksum = data.checksum()
     keys = [s.key(checksum) for s in specs]
     done: dict[str, Record] = {}
     if cache:
@@ -394,7 +390,7 @@ def trained_model(s: RunSpec, data: RunData, results_dir: Path = RESULTS_DIR) ->
     """The model a spec trained (state after its last epoch), rebuilt from the state saved beside
     its record (same key: same code, configs, seed and data, so the same model); trains the spec
     again when no state is saved."""
-    key = s.key(data_checksum(data))
+    key = s.key(data.checksum())
     state = record_path(results_dir, data.name, key).with_suffix(".pt")
     if not state.exists():
         with spec_lock(results_dir, data.name, key):
