@@ -27,7 +27,7 @@ from recgoat_lib.train import TrainConfig
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.executors", description=__doc__.split("\n")[0])
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=40)
     args = ap.parse_args(argv)
     import ray
 
