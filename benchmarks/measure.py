@@ -1,4 +1,4 @@
-"""Measurement helpers: peak memory, machine load, timing, growth exponents and synthetic data.
+"""Measurement helpers: machine load, timing, growth exponents and synthetic data.
 
 Synthetic data here is for timing only and is always labelled so: `scaled_dataset` grows a
 real dataset's graph while keeping its user and item degree distributions, and
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import platform
-import resource
 import time
 from collections.abc import Callable
 
@@ -17,11 +16,6 @@ import pandas as pd
 import torch
 
 from recgoat_lib.data import Dataset
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MB (Linux reports ru_maxrss in KB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def machine() -> dict[str, object]:

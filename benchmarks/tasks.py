@@ -30,11 +30,12 @@ import torch
 
 from recgoat_lib.data import Dataset, load_dataset
 from recgoat_lib.evaluate import evaluate
+from recgoat_lib.memory import peak_memory
 from recgoat_lib.models import build_model
 from recgoat_lib.models.lightgcn import LightGCNPropagation
 from recgoat_lib.train import NegativeSampler, TrainConfig, resolve_device, seed_everything, train_step
 
-from .measure import machine, peak_rss_mb, scaled_dataset, seconds_per_call, sync, synthetic_dataset, timing_features
+from .measure import machine, scaled_dataset, seconds_per_call, sync, synthetic_dataset, timing_features
 
 EVAL_BATCH = 4096  # evaluate()'s default user batch; the floor scores the same batches
 EVAL_CALLS = 2  # timed evaluations (and floor passes) per model, after one warm-up
@@ -60,7 +61,7 @@ def model_task(model: str, data: dict, dim: int, batches: int, floors: tuple[str
     + with `profile` the operators that take the most time in one training batch). `overrides`
     are further model config values (e.g. a released-code switch)."""
     device = resolve_device("auto")
-    rss_imports = peak_rss_mb()
+    rss_imports = peak_memory().rss_mb
     ds = make_dataset(data)
     seed_everything(seed)
     t0 = time.perf_counter()
@@ -92,9 +93,10 @@ def model_task(model: str, data: dict, dim: int, batches: int, floors: tuple[str
     if floors:
         row.update(_floors(net, ds, batches, device, floors))
     row["rss_after_imports_mb"] = rss_imports
-    row["peak_rss_mb"] = peak_rss_mb()
+    peak = peak_memory()
+    row["peak_rss_mb"] = peak.rss_mb
     if device.type == "cuda":
-        row["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+        row["peak_cuda_mb"] = peak.cuda_mb
     return row
 
 
@@ -189,7 +191,7 @@ def lm_task(n_texts: int, batch_size: int = 128) -> dict:
     seconds = time.perf_counter() - t0
     return {"texts": n_texts, "batch_size": batch_size, "dim": dim, "load_s": load_s, "seconds": seconds,
             "texts_per_s": n_texts / seconds, "mean_chars": float(np.mean([len(t) for t in texts])),
-            "peak_rss_mb": peak_rss_mb()}
+            "peak_rss_mb": peak_memory().rss_mb}
 
 
 def recgoat_parts_task(data: dict, dim: int, calls: int, seed: int = 2025,
@@ -338,7 +340,7 @@ def recgoat_floor_task(data: dict, dim: int, calls: int, batch_size: int = 4096,
             "dim": dim, "batch_size": len(u), "unique_items": len(items), "unique_users": len(users),
             "timed_rounds": calls, "step_s": best["step"], "floor_s": floor_s,
             "step_over_floor": best["step"] / floor_s,
-            "floor_parts": {k: v for k, v in best.items() if k != "step"}, "peak_rss_mb": peak_rss_mb()}
+            "floor_parts": {k: v for k, v in best.items() if k != "step"}, "peak_rss_mb": peak_memory().rss_mb}
 
 
 def epoch_task(data: dict, dim: int, batches: int, eval_calls: int = EVAL_CALLS, seed: int = 2025,
@@ -392,7 +394,7 @@ def epoch_task(data: dict, dim: int, batches: int, eval_calls: int = EVAL_CALLS,
             "batch_size": batch_size, "batches_per_epoch": n_batches, "timed_batches": batches,
             "batch_s": float(np.mean(times[1:])), "epoch_s": sample_s + n_batches * float(np.mean(times[1:])),
             "losses": losses, "eval_valid_test_s": best["eval"], "eval_floor_s": best["floor"],
-            "eval_users": len(users), "peak_rss_mb": peak_rss_mb()}
+            "eval_users": len(users), "peak_rss_mb": peak_memory().rss_mb}
 
 
 TASKS = {"model": model_task, "epoch": epoch_task, "oat": oat_task, "lm": lm_task, "recgoat_parts": recgoat_parts_task,

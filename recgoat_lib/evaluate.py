@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from .data import Dataset
-from .models.base import Recommender
+from .models.base import Recommender, evaluating
 
 METRICS = ("recall", "ndcg", "precision", "map", "hit")
 
@@ -102,32 +102,30 @@ def evaluate_splits(model: Recommender, ds: Dataset, splits: tuple[str, ...] = (
     """
     if len(set(splits)) != len(splits) or not splits:
         raise ValueError(f"splits must be distinct and non-empty, got {splits}")
-    was_training = model.training
-    model.train(not eval_mode)
-    device = model.device
-    emb = model.ranking_forward()
-    train = ds.csr("train")
-    truths = {s: ds.csr(s) for s in splits}
-    counts = {s: np.diff(t.indptr) for s, t in truths.items()}
-    users = np.flatnonzero(np.logical_or.reduce([c > 0 for c in counts.values()]))
-    k_max = max(ks)
-    per_user: dict[str, dict[str, list[Tensor]]] = {s: {} for s in splits}
-    for start in range(0, len(users), batch_size):
-        batch = users[start:start + batch_size]
-        scores = model.score(emb, torch.from_numpy(batch).to(device))
-        seen = _batch_coo(train, batch, device)
-        scores[seen[0], seen[1]] = -torch.inf
-        top = torch.topk(scores, min(k_max + 1, scores.shape[1]), dim=1)
-        for split, truth in truths.items():
-            gt = torch.zeros_like(scores, dtype=torch.bool)
-            rel = _batch_coo(truth, batch, device)
-            gt[rel[0], rel[1]] = True
-            rows = torch.from_numpy(np.flatnonzero(counts[split][batch] > 0)).to(device)
-            hits = ranked_hits(scores, gt, k_max, top)[rows]
-            n_rel = torch.from_numpy(counts[split][batch]).to(device)[rows]
-            for name, v in rank_metrics(hits, n_rel, ks).items():
-                per_user[split].setdefault(name, []).append(v.cpu())
-    model.train(was_training)
+    with evaluating(model, eval_mode):
+        device = model.device
+        emb = model.ranking_forward()
+        train = ds.csr("train")
+        truths = {s: ds.csr(s) for s in splits}
+        counts = {s: np.diff(t.indptr) for s, t in truths.items()}
+        users = np.flatnonzero(np.logical_or.reduce([c > 0 for c in counts.values()]))
+        k_max = max(ks)
+        per_user: dict[str, dict[str, list[Tensor]]] = {s: {} for s in splits}
+        for start in range(0, len(users), batch_size):
+            batch = users[start:start + batch_size]
+            scores = model.score(emb, torch.from_numpy(batch).to(device))
+            seen = _batch_coo(train, batch, device)
+            scores[seen[0], seen[1]] = -torch.inf
+            top = torch.topk(scores, min(k_max + 1, scores.shape[1]), dim=1)
+            for split, truth in truths.items():
+                gt = torch.zeros_like(scores, dtype=torch.bool)
+                rel = _batch_coo(truth, batch, device)
+                gt[rel[0], rel[1]] = True
+                rows = torch.from_numpy(np.flatnonzero(counts[split][batch] > 0)).to(device)
+                hits = ranked_hits(scores, gt, k_max, top)[rows]
+                n_rel = torch.from_numpy(counts[split][batch]).to(device)[rows]
+                for name, v in rank_metrics(hits, n_rel, ks).items():
+                    per_user[split].setdefault(name, []).append(v.cpu())
     out = {}
     for split in splits:
         pu = {k: torch.cat(v).numpy() for k, v in per_user[split].items()}

@@ -13,7 +13,6 @@ which underflows to zero when C / eps exceeds ~100, so the plan collapses to 0.
 """
 from __future__ import annotations
 
-import ctypes
 import math
 import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
@@ -21,6 +20,8 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import torch
 from torch import Tensor
+
+from .memory import current_memory, peak_memory, reset_peak_memory
 
 SINKHORN_METHODS = ("log", "released")
 COST_METHODS = ("identity", "naive")
@@ -104,25 +105,11 @@ def _cost_peak_mb(method: str, n_items: int, dim: int, seed: int) -> float:
     cuda = torch.cuda.is_available()
     g = torch.Generator(device="cuda" if cuda else "cpu").manual_seed(seed)
     zm, zcf = (0.1 * torch.randn(n_items, dim, generator=g, device=g.device) for _ in range(2))
-    if cuda:
-        torch.cuda.synchronize()
-        base = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-        cost(zm, zcf)
-        torch.cuda.synchronize()
-        return (torch.cuda.max_memory_allocated() - base) / 2**20
-    ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed heap pages back, so reused pages cannot hide a peak
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # resets the kernel's peak-RSS counter (VmHWM) to the current RSS
-    before = _resident_mb("VmRSS")
+    reset_peak_memory(release_heap=True)  # freed heap pages handed back, so reused pages cannot hide a peak
+    before = current_memory()
     cost(zm, zcf)
-    return _resident_mb("VmHWM") - before
-
-
-def _resident_mb(field: str) -> float:
-    with open("/proc/self/status") as f:
-        line = next(line for line in f if line.startswith(field + ":"))
-    return int(line.split()[1]) / 1024
+    after = peak_memory()
+    return after.cuda_mb - before.cuda_mb if cuda else after.rss_mb - before.rss_mb
 
 
 def _cost_peaks(points: list[tuple[str, int, int]], seed: int) -> list[float]:

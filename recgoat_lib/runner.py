@@ -41,6 +41,7 @@ from .data import REPO_ROOT, DataError, Dataset
 from .models import build_model, make_config, model_class, model_names
 from .models.dmesr import SEQUENTIAL_MODELS
 from .sequential import SequenceData, train_sequential
+from .memory import reset_peak_memory
 from .train import TrainConfig, TrainResult, resolve_device, seed_everything, train
 
 # Where run records (runs/<dataset>/), checkpoints and saved model states go: $RECGOAT_RESULTS_DIR or results/.
@@ -218,14 +219,6 @@ def torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def reset_peak_memory() -> None:
-    """Reset the process's peak-RSS counter (Linux), so each run's recorded peak is its own."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 def _build(s: RunSpec, data: RunData) -> torch.nn.Module:

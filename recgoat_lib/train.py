@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import random
-import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from tqdm.auto import tqdm
 from .data import Dataset
 from .determinism import pin_threads
 from .evaluate import evaluate, evaluate_splits
+from .memory import peak_memory
 from .models.base import Recommender
 
 RELEASED_SELECT_K = 10  # the released RecGOAT code selects on test NDCG@10
@@ -202,5 +202,5 @@ def train(model: Recommender, ds: Dataset, config: TrainConfig, seed: int,
         test_per_user=test.per_user, test_users=test.users, history=state["history"],
         train_seconds_per_epoch=float(np.mean(train_times)) if train_times else 0.0,
         eval_seconds=float(np.mean(eval_times)) if eval_times else 0.0,
-        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, epochs_run=state["epoch"],
+        peak_rss_mb=peak_memory().rss_mb, epochs_run=state["epoch"],
     )

@@ -1,5 +1,5 @@
 """Helpers of the speed/memory benchmark (benchmarks/): exponent fits, synthetic scaled graphs,
-timing-only features, memory readings and the target table. No timing assertions."""
+timing-only features and the target table. No timing assertions."""
 import sys
 
 import numpy as np
@@ -9,8 +9,7 @@ import pytest
 from recgoat_lib.data import REPO_ROOT, load_dataset
 
 sys.path.insert(0, str(REPO_ROOT))  # benchmarks/ is a top-level package run from the repo root, not installed
-from benchmarks.measure import (extrapolate_power, growth_exponent, peak_rss_mb, scaled_dataset,  # noqa: E402
-                                timing_features)
+from benchmarks.measure import extrapolate_power, growth_exponent, scaled_dataset, timing_features  # noqa: E402
 from benchmarks.run import SCALES, TARGETS, check_targets, oat_points  # noqa: E402
 
 
@@ -78,15 +77,6 @@ def test_timing_features_fill_only_what_is_missing(toy):
     assert ds.user_features["text"].shape == (toy.n_users, 12)
     assert ds.name.endswith("+random-features")
     assert timing_features(toy, {"image": 8}, {}) is toy
-
-
-def test_peak_rss_is_positive_and_sees_an_allocation():
-    before = peak_rss_mb()
-    assert before > 0
-    # the peak is a high-water mark: only a block larger than the process's peak so far must raise it
-    block = np.ones(int((before + 64) * 2**20) // 8)
-    assert peak_rss_mb() >= before + 32
-    del block
 
 
 def test_oat_points_never_allocate_the_naive_cost_over_budget():

@@ -1,13 +1,30 @@
 """The one interface every recommender implements, so trainer, evaluator and benchmarks never special-case a model."""
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
+
+M = TypeVar("M", bound=nn.Module)
+
+
+@contextlib.contextmanager
+def evaluating(module: M, eval_mode: bool = True) -> Iterator[M]:
+    """Run the block with `module` in eval mode (dropout off; `eval_mode=False`: in training mode)
+    and put it back in the mode it was in afterwards, also when the block raises. The one place
+    that saves and restores a module's mode (evaluators, `eval_forward`, attention read-outs)."""
+    was_training = module.training
+    module.train(not eval_mode)
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 
 
 @dataclass
@@ -39,12 +56,8 @@ class Recommender(nn.Module, ABC):
 
     def eval_forward(self) -> Embeddings:
         """One forward pass in eval mode (dropout off), leaving the module in the mode it was in."""
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluating(self):
             return self()
-        finally:
-            self.train(was_training)
 
     def ranking_forward(self) -> Embeddings:
         """The embeddings `score` needs, as `forward()` computes them (a model may skip extras that

@@ -48,7 +48,7 @@ from torch import Tensor, nn
 from ..data import DataError, Dataset
 from ..graphs import in_neighbourhood, knn_graph, to_torch_sparse, user_item_adjacency, with_self_loops
 from ..ot import SINKHORN_METHODS, dimension_cost, plan_diagnostics, transport_plan
-from .base import Embeddings, Recommender, bpr_loss, info_nce, l2_reg
+from .base import Embeddings, Recommender, bpr_loss, evaluating, info_nce, l2_reg
 from .gat import SparseGATConv
 from .lightgcn import LightGCNPropagation
 
@@ -344,9 +344,5 @@ class RecGOAT(Recommender):
             module = self.branches[branch]
         else:
             raise ValueError(f"unknown branch {branch!r}; this model has {list(self.branches)} and 'user'")
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluating(self):
             return module.attention()
-        finally:
-            self.train(was_training)

@@ -1,0 +1,79 @@
+"""Peak memory of this process: the one mechanism behind every memory number the project records.
+
+The trainer's `peak_rss_mb`, the runner's per-run reset, the OAT cost's extra peak
+(`ot.cost_peak_memory_mb`) and the speed suite's rows (`benchmarks/`) all read memory here, so
+they measure the same thing: the resident set size from the kernel (Linux: `/proc/self/status`,
+VmRSS now and VmHWM, its high-water mark, which `reset_peak_memory` sets back to the current
+RSS), and, once this process has used CUDA, the caching allocator's allocated bytes and their peak
+(a process that never touched CUDA is not made to initialise it just to read zeros).
+"""
+from __future__ import annotations
+
+import ctypes
+import resource
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+_STATUS = Path("/proc/self/status")
+
+
+@dataclass(frozen=True)
+class Memory:
+    """One reading in MB: resident set size, and CUDA allocated bytes (None where this process has not
+    initialised CUDA)."""
+
+    rss_mb: float
+    cuda_mb: float | None
+
+
+def _status_mb(field: str) -> float | None:
+    """A `/proc/self/status` field (kB) in MB; None where the file does not exist (not Linux)."""
+    try:
+        with _STATUS.open() as f:
+            line = next(line for line in f if line.startswith(field + ":"))
+    except OSError:
+        return None
+    return int(line.split()[1]) / 1024
+
+
+def reset_peak_memory(release_heap: bool = False) -> None:
+    """Start a new peak: the kernel's RSS high-water mark (VmHWM) and CUDA's peak counter are set
+    back to the current values, so a later `peak_memory()` is the peak of what ran in between.
+
+    `release_heap=True` first hands freed heap pages back to the system (glibc's `malloc_trim`),
+    so that pages freed earlier and reused later cannot hide part of a peak measured as an
+    increase over `current_memory()`.
+    """
+    if release_heap:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    try:
+        _STATUS.with_name("clear_refs").write_text("5")
+    except OSError:
+        pass  # not Linux: the peak stays the process's peak so far
+    if torch.cuda.is_initialized():
+        torch.cuda.reset_peak_memory_stats()
+
+
+def current_memory() -> Memory:
+    """Memory in use now (VmRSS; CUDA allocated bytes, after waiting for queued kernels)."""
+    rss = _status_mb("VmRSS")
+    if rss is None:
+        raise OSError("the current resident set size is read from /proc/self/status (Linux only)")
+    if not torch.cuda.is_initialized():
+        return Memory(rss, None)
+    torch.cuda.synchronize()
+    return Memory(rss, torch.cuda.memory_allocated() / 2**20)
+
+
+def peak_memory() -> Memory:
+    """Peak memory since the process started or the last `reset_peak_memory()`: VmHWM (where there
+    is no /proc, `getrusage`'s ru_maxrss, in kB on Linux) and CUDA's peak allocated bytes."""
+    rss = _status_mb("VmHWM")
+    if rss is None:
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if not torch.cuda.is_initialized():
+        return Memory(rss, None)
+    torch.cuda.synchronize()
+    return Memory(rss, torch.cuda.max_memory_allocated() / 2**20)
