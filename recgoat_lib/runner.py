@@ -2,7 +2,7 @@
 
 A run is a `RunSpec` (dataset, model name and config, training config, seed) trained on a
 `Dataset` (full ranking, `train.train`) or a `SequenceData` (next-item protocol,
-`sequential.train_sequential`). Its record is one JSON file plus the per-user test metrics in a
+`sequential.train.train_sequential`). Its record is one JSON file plus the per-user test metrics in a
 compressed `.npz`, stored under `<results_dir>/runs/<dataset>/<key>.json`.
 
 The key is a hash of everything that determines the numbers: both configs, the seed, the data
@@ -39,8 +39,9 @@ from tqdm.auto import tqdm
 from . import __version__
 from .data import REPO_ROOT, DataError, Dataset
 from .models import build_model, make_config, model_class, model_names
-from .models.dmesr import SEQUENTIAL_MODELS
-from .sequential import SequenceData, train_sequential
+from .sequential.data import SequenceData
+from .sequential.models import SEQUENTIAL_MODELS
+from .sequential.train import train_sequential
 from .memory import reset_peak_memory
 from .train import TrainConfig, TrainResult, resolve_device, seed_everything, train
 
@@ -241,10 +242,8 @@ def train_spec(s: RunSpec, data: RunData, key: str, results_dir: Path, threads: 
         ckpt = Path(results_dir) / "checkpoints" / f"{key}.pt" if resume and on_eval is None else None
         if on_eval is not None:
             on_eval(0, model)
-        if isinstance(data, SequenceData):
-            res: TrainResult = train_sequential(model, data, s.train, s.seed)
-        else:
-            res = train(model, data, s.train, s.seed, checkpoint=ckpt, on_eval=on_eval)
+        fit_spec = train_sequential if isinstance(data, SequenceData) else train
+        res: TrainResult = fit_spec(model, data, s.train, s.seed, checkpoint=ckpt, on_eval=on_eval)
         if keep_state:
             state = record_path(results_dir, s.dataset, key).with_suffix(".pt")
             state.parent.mkdir(parents=True, exist_ok=True)

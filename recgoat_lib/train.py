@@ -1,19 +1,26 @@
-"""BPR training with validation-selected early stopping, resumable checkpoints and per-epoch timings."""
+"""Training with validation-selected early stopping, resumable checkpoints and per-epoch timings.
+
+`fit` is the one training loop (timing, finite-loss check, evaluation schedule, model selection,
+early stopping, checkpoints, `on_eval`); `train` runs it on BPR triples for the top-K models,
+`sequential.train.train_sequential` on next-item sequences.
+"""
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from .data import Dataset
 from .determinism import pin_threads
-from .evaluate import evaluate, evaluate_splits
+from .evaluate import EvalResult, evaluate, evaluate_splits
 from .memory import peak_memory
 from .models.base import Recommender
 
@@ -112,22 +119,30 @@ class NegativeSampler:
         return u, p, n
 
 
-def train_step(model: Recommender, optimizer: torch.optim.Optimizer,
-               users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:
-    """One optimisation step on a batch of BPR triples; returns the model's loss parts.
-    (Shared with benchmarks/, which times this step on a fixed number of batches.)"""
-    parts = model.loss(users, pos, neg)
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, *batch: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One optimisation step on one batch (BPR triples users, pos, neg, or sequences and targets);
+    returns the model's loss parts. (Shared with benchmarks/, which times this step on a fixed
+    number of batches.)"""
+    parts = model.loss(*batch)
     optimizer.zero_grad()
     parts["loss"].backward()
     optimizer.step()
     return parts
 
 
-def train(model: Recommender, ds: Dataset, config: TrainConfig, seed: int,
-          checkpoint: Path | None = None,
-          on_eval: Callable[[int, Recommender], None] | None = None) -> TrainResult:
-    """Train with BPR triples; evaluate on validation every `eval_every` epochs in eval mode;
-    stop after `patience` evaluations without improvement; return test metrics at the best epoch.
+#: one epoch's batches, drawn from the training generator, already on the device
+EpochBatches = Callable[[np.random.Generator, torch.device], Iterable[tuple[torch.Tensor, ...]]]
+#: one evaluation: the selection score and a call that returns (valid, test) results at this epoch,
+#: made only when the score is the best so far (so a protocol may evaluate test lazily)
+Selection = Callable[[nn.Module], tuple[float, Callable[[], tuple[EvalResult | None, EvalResult]]]]
+
+
+def fit(model: nn.Module, config: TrainConfig, seed: int, epoch_batches: EpochBatches, select: Selection,
+        checkpoint: Path | None = None, on_eval: Callable[[int, nn.Module], None] | None = None) -> TrainResult:
+    """The training loop every model goes through: Adam on `model.loss(*batch)` over
+    `epoch_batches(rng, device)` (at most `config.max_batches` per epoch), `select(model)` every
+    `eval_every` epochs and at the last, stop after `patience` evaluations without improvement,
+    and return the (valid, test) results of the best evaluation.
 
     With a `checkpoint` path the full state is saved after every evaluation, and a run
     started with the same path resumes where it stopped. `on_eval(epoch, model)` is called
@@ -138,7 +153,6 @@ def train(model: Recommender, ds: Dataset, config: TrainConfig, seed: int,
     device = resolve_device(config.device)
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    sampler = NegativeSampler(ds, config.exclude_train_negatives)
     rng = np.random.default_rng(seed)
     state = {"epoch": 0, "best": -np.inf, "best_epoch": 0, "bad_evals": 0, "history": [], "best_eval": None}
     if checkpoint is not None and checkpoint.exists():
@@ -155,15 +169,13 @@ def train(model: Recommender, ds: Dataset, config: TrainConfig, seed: int,
     for epoch in bar:
         model.train()
         t0 = time.perf_counter()
-        u, p, n = (torch.from_numpy(a).to(device) for a in sampler.epoch(rng))
         sums: dict[str, float] = {}
-        starts = range(0, len(u), config.batch_size)[: config.max_batches]
-        for start in starts:
-            sl = slice(start, start + config.batch_size)
-            parts = train_step(model, optimizer, u[sl], p[sl], n[sl])
+        n_batches = 0
+        for batch in itertools.islice(epoch_batches(rng, device), config.max_batches):
+            parts = train_step(model, optimizer, *batch)
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
-        n_batches = len(starts)
+            n_batches += 1
         train_times.append(time.perf_counter() - t0)
         row = {"epoch": epoch + 1, **{k: v / n_batches for k, v in sums.items()}, "train_s": train_times[-1]}
         if not np.isfinite(row["loss"]):
@@ -171,16 +183,11 @@ def train(model: Recommender, ds: Dataset, config: TrainConfig, seed: int,
 
         if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
             t1 = time.perf_counter()
-            if config.selection == "released":
-                valid, test = None, evaluate(model, ds, "test", config.ks, eval_mode=False)
-                score = test.metrics[f"ndcg@{RELEASED_SELECT_K}"]
-            else:  # test beside valid: same forward, scores and top-k, so it costs little more than valid alone
-                valid, test = evaluate_splits(model, ds, ("valid", "test"), config.ks).values()
-                score = valid.metrics[config.select_metric]
+            score, results = select(model)
             eval_times.append(time.perf_counter() - t1)
             row.update({"select_score": score, "eval_s": eval_times[-1]})
             if score > state["best"]:
-                state.update(best=score, best_epoch=epoch + 1, bad_evals=0, best_eval=(valid, test))
+                state.update(best=score, best_epoch=epoch + 1, bad_evals=0, best_eval=results())
             else:
                 state["bad_evals"] += 1
             if on_eval is not None:
@@ -204,3 +211,30 @@ def train(model: Recommender, ds: Dataset, config: TrainConfig, seed: int,
         eval_seconds=float(np.mean(eval_times)) if eval_times else 0.0,
         peak_rss_mb=peak_memory().rss_mb, epochs_run=state["epoch"],
     )
+
+
+def train(model: Recommender, ds: Dataset, config: TrainConfig, seed: int,
+          checkpoint: Path | None = None,
+          on_eval: Callable[[int, Recommender], None] | None = None) -> TrainResult:
+    """Train with BPR triples (`fit`); evaluate on validation every `eval_every` epochs in eval mode
+    (test beside it); stop after `patience` evaluations without improvement; return test metrics
+    at the best epoch. `selection="released"` selects on test NDCG@10 with dropout on instead.
+    `checkpoint` and `on_eval` as in `fit`.
+    """
+    sampler = NegativeSampler(ds, config.exclude_train_negatives)
+
+    def epoch_batches(rng: np.random.Generator, device: torch.device) -> Iterable[tuple[torch.Tensor, ...]]:
+        u, p, n = (torch.from_numpy(a).to(device) for a in sampler.epoch(rng))
+        for start in range(0, len(u), config.batch_size):
+            sl = slice(start, start + config.batch_size)
+            yield u[sl], p[sl], n[sl]
+
+    def select(model: Recommender) -> tuple[float, Callable[[], tuple[EvalResult | None, EvalResult]]]:
+        if config.selection == "released":
+            test = evaluate(model, ds, "test", config.ks, eval_mode=False)
+            return test.metrics[f"ndcg@{RELEASED_SELECT_K}"], lambda: (None, test)
+        # test beside valid: same forward, scores and top-k, so it costs little more than valid alone
+        valid, test = evaluate_splits(model, ds, ("valid", "test"), config.ks).values()
+        return valid.metrics[config.select_metric], lambda: (valid, test)
+
+    return fit(model, config, seed, epoch_batches, select, checkpoint, on_eval)

@@ -159,7 +159,7 @@ def test_run_lineup_keeps_models_and_serves_them_from_the_cache(tmp_path):
 
 
 def test_sequential_models_run_through_the_runner(toy, tmp_path, one_thread):
-    from recgoat_lib.sequential import SequenceData, leave_one_out
+    from recgoat_lib.sequential.data import SequenceData, leave_one_out
     data = SequenceData(leave_one_out(toy), max_len=10)
     s = spec("toy", "sasrec", TrainConfig(epochs=1, batch_size=256, progress=False), 0, dim=16)
     rec = run(s, data, results_dir=tmp_path)

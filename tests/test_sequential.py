@@ -13,10 +13,10 @@ from torch import Tensor, nn
 
 from recgoat_lib.data import DataError, Dataset
 from recgoat_lib.evaluate import ranked_hits
-from recgoat_lib.models.dmesr import DMESR, SASRec, DMESRConfig, SASRecConfig
 from recgoat_lib.runner import per_user, run, spec
-from recgoat_lib.sequential import (PAD, SequenceData, SequentialRecommender, embed, evaluate_sequential,
-                                    leave_one_out, rank_metrics_single, target_ranks)
+from recgoat_lib.sequential.data import PAD, SequenceData, leave_one_out
+from recgoat_lib.sequential.evaluate import evaluate_sequential, rank_metrics_single, target_ranks
+from recgoat_lib.sequential.models import DMESR, SASRec, DMESRConfig, SASRecConfig, SequentialRecommender, embed
 from recgoat_lib.train import TrainConfig
 
 

@@ -1,4 +1,4 @@
-"""Sequential models: SASRec and GRU4Rec backbones, and DMESR, RECONSTRUCTED.
+"""Sequential models: the interface every one implements, SASRec and GRU4Rec backbones, and DMESR, RECONSTRUCTED.
 
 DMESR (arXiv 2602.13715) has no public code and no public numbers; `DMESR` below is the
 companion's reading of its description, not the authors' model: frozen LM item views
@@ -18,16 +18,50 @@ baseline without alignment or fusion (both views concatenated through one adapte
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..sequence_data import PAD, SequenceData, SequentialRecommender, embed
-from .base import info_nce
+from ..models.base import info_nce
+from .data import PAD, SequenceData
 
 BACKBONES = ("sasrec", "gru4rec")
+
+
+def embed(table: Tensor, seqs: Tensor) -> Tensor:
+    """Look up item vectors for padded id sequences (padding -> zero vector)."""
+    return nn.functional.pad(table, (0, 0, 1, 0))[seqs]
+
+
+class SequentialRecommender(nn.Module, ABC):
+    """A next-item model: `encode` maps padded sequences to a state after every position,
+    `item_table` gives the vectors states are scored against, and `loss` is full-softmax
+    cross-entropy at every non-padding position (subclasses add terms)."""
+
+    @abstractmethod
+    def encode(self, seqs: Tensor) -> Tensor:
+        """[B, L] padded ids -> [B, L, d] states."""
+
+    @abstractmethod
+    def item_table(self) -> Tensor:
+        """[n_items, d] item vectors (row i is item i, no padding row)."""
+
+    def scores(self, seqs: Tensor) -> Tensor:
+        """[B, n_items] scores of the next item after each sequence."""
+        return self.encode(seqs)[:, -1] @ self.item_table().T
+
+    def loss(self, seqs: Tensor, targets: Tensor) -> dict[str, Tensor]:
+        keep = targets != PAD
+        logits = self.encode(seqs)[keep] @ self.item_table().T
+        ce = nn.functional.cross_entropy(logits, targets[keep] - 1)
+        return {"loss": ce, "ce": ce}
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
 
 
 def attention_mask(seqs: Tensor, heads: int) -> Tensor:
@@ -88,7 +122,7 @@ def _require_views(data: SequenceData, names: tuple[str, ...], who: str) -> None
     missing = [v for v in names if v not in data.views]
     if missing:
         raise ValueError(f"{who} needs LM item views {missing}; SequenceData has {sorted(data.views) or 'none'} "
-                         f"(pass views=sequential.lm_views(ds))")
+                         f"(pass views=sequential.data.lm_views(ds))")
 
 
 @dataclass(frozen=True)

@@ -1,21 +1,24 @@
-"""Next-item sequences of a `Dataset` and the interface every sequential model implements.
+"""The data of sequential recommendation: a leave-one-out split of a `Dataset` and its next-item sequences.
 
-The bottom of the sequential stack: `sequential` (split, evaluation, training, the runner) and
-`models.dmesr` (SASRec, GRU4Rec, DMESR*) both build on it; `sequential` re-exports every name
-below, so import them from `recgoat_lib.sequential`.
+- `leave_one_out(ds)`: per user in time order, last item test, second last valid, the rest
+  train (any dataset with timestamps; a clear error otherwise);
+- `SequenceData`: left-padded item-id sequences (ids shifted by one, 0 = padding) for
+  next-item training and for valid/test prediction, plus frozen LM item views;
+- `lm_views(ds)`: DMESR's two frozen LM item views, through the project's cached text encoder.
+
+The bottom of the sequential stack: `sequential.models`, `.evaluate` and `.train` build on it.
 """
 from __future__ import annotations
 
 import hashlib
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from .data import SPLITS, DataError, Dataset
+from ..data import SPLITS, DataError, Dataset
 
 PAD = 0
 
@@ -130,34 +133,32 @@ class SequenceData:
         return torch.from_numpy(out)
 
 
-def embed(table: Tensor, seqs: Tensor) -> Tensor:
-    """Look up item vectors for padded id sequences (padding -> zero vector)."""
-    return nn.functional.pad(table, (0, 0, 1, 0))[seqs]
+def leave_one_out(ds: Dataset) -> Dataset:
+    """A copy of `ds` re-split by time: per user the last interaction is test, the second last
+    valid, the rest train (ties in timestamp keep file order). Users with fewer than three
+    interactions keep all of them in train and are not evaluated."""
+    df = ds.interactions
+    if "timestamp" not in df.columns:
+        raise DataError(f"dataset '{ds.name}' has no timestamp column: a leave-one-out sequential "
+                        f"split needs the time order of each user's interactions")
+    if df["timestamp"].isna().any():
+        r = df.index[df["timestamp"].isna()][0]
+        raise DataError(f"dataset '{ds.name}': timestamp missing at row {r}")
+    df = df.sort_values(["user", "timestamp"], kind="stable").reset_index(drop=True)
+    from_end = df.groupby("user").cumcount(ascending=False).to_numpy()
+    size = df.groupby("user")["item"].transform("size").to_numpy()
+    split = np.where(from_end == 0, 2, np.where(from_end == 1, 1, 0))
+    df["split"] = np.where(size >= 3, split, 0).astype(np.int64)
+    return replace(ds, interactions=df, source=f"{ds.source or ds.name} [leave-one-out]")
 
 
-class SequentialRecommender(nn.Module, ABC):
-    """A next-item model: `encode` maps padded sequences to a state after every position,
-    `item_table` gives the vectors states are scored against, and `loss` is full-softmax
-    cross-entropy at every non-padding position (subclasses add terms)."""
-
-    @abstractmethod
-    def encode(self, seqs: Tensor) -> Tensor:
-        """[B, L] padded ids -> [B, L, d] states."""
-
-    @abstractmethod
-    def item_table(self) -> Tensor:
-        """[n_items, d] item vectors (row i is item i, no padding row)."""
-
-    def scores(self, seqs: Tensor) -> Tensor:
-        """[B, n_items] scores of the next item after each sequence."""
-        return self.encode(seqs)[:, -1] @ self.item_table().T
-
-    def loss(self, seqs: Tensor, targets: Tensor) -> dict[str, Tensor]:
-        keep = targets != PAD
-        logits = self.encode(seqs)[keep] @ self.item_table().T
-        ce = nn.functional.cross_entropy(logits, targets[keep] - 1)
-        return {"loss": ce, "ce": ce}
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
+def lm_views(ds: Dataset, encoder: Any = None) -> dict[str, np.ndarray]:
+    """DMESR's two frozen item views, encoded by the project's (cached) text encoder:
+    "mllm" = the MLLM-written image description, "text" = the original title/attribute text."""
+    from ..lm import as_encoder, encode_cached
+    if ds.item_meta is None or "image_description" not in ds.item_meta.columns or ds.item_text is None:
+        raise DataError(f"dataset '{ds.name}' needs item_meta['image_description'] (the MLLM-written "
+                        f"view) and item_text (the original view) for DMESR's LM views")
+    enc = as_encoder(encoder)
+    return {"mllm": encode_cached(enc, list(ds.item_meta["image_description"]))[0],
+            "text": encode_cached(enc, list(ds.item_text))[0]}
