@@ -23,7 +23,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .data import DataError, Dataset
-from .lm import encode_cached
+from .feature_cache import encode_cached
 
 # An image is a PIL image, a path to an image file, or an HxWx3 uint8 / 3xHxW float array or tensor.
 ImageLike = Union[Image.Image, str, os.PathLike, np.ndarray, torch.Tensor]

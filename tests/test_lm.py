@@ -1,4 +1,4 @@
-"""LM features: cache behaviour, no valid/test leakage into user texts, missing-text policies,
+"""LM features: the feature cache, no valid/test leakage into user texts, missing-text policies,
 shapes/dtypes, the generator interface and a real encode with the offline MiniLM model."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recgoat_lib import lm
+from recgoat_lib import feature_cache, lm
 from recgoat_lib.data import DataError, Dataset, data_root, item_texts, load_mmrec
 
 
@@ -48,20 +48,20 @@ def tiny(test_items=(5, 3)) -> Dataset:
 
 def test_cache_hit_and_invalidation(tmp_path):
     enc, texts = BagOfWords(), ["red bike", "tent", "yoga mat"]
-    x1, hit1 = lm.encode_cached(enc, texts, tmp_path)
-    x2, hit2 = lm.encode_cached(enc, texts, tmp_path)
+    x1, hit1 = feature_cache.encode_cached(enc, texts, tmp_path)
+    x2, hit2 = feature_cache.encode_cached(enc, texts, tmp_path)
     assert (hit1, hit2) == (False, True) and enc.calls == 1
     np.testing.assert_array_equal(x1, x2)
-    _, hit3 = lm.encode_cached(enc, ["red bike", "tent", "yoga mats"], tmp_path)
-    _, hit4 = lm.encode_cached(BagOfWords("bow-16-v2"), texts, tmp_path)
-    _, hit5 = lm.encode_cached(enc, texts[::-1], tmp_path)
+    _, hit3 = feature_cache.encode_cached(enc, ["red bike", "tent", "yoga mats"], tmp_path)
+    _, hit4 = feature_cache.encode_cached(BagOfWords("bow-16-v2"), texts, tmp_path)
+    _, hit5 = feature_cache.encode_cached(enc, texts[::-1], tmp_path)
     assert not (hit3 or hit4 or hit5)
     assert len(list(tmp_path.glob("*.npy"))) == 4
 
 
 def test_cache_key_is_unambiguous():
-    assert lm.cache_key("e", ["ab", "c"]) != lm.cache_key("e", ["a", "bc"])
-    assert lm.cache_key("e", ["a"]) != lm.cache_key("f", ["a"])
+    assert feature_cache.cache_key("e", ["ab", "c"]) != feature_cache.cache_key("e", ["a", "bc"])
+    assert feature_cache.cache_key("e", ["a"]) != feature_cache.cache_key("f", ["a"])
 
 
 def test_with_lm_features_shapes_dtypes_and_copy(tmp_path, capsys):
@@ -154,7 +154,7 @@ def test_written_features_load_back(tmp_path, monkeypatch):
 def test_real_minilm_encode_offline(tmp_path):
     enc = lm.TextEncoder(progress=False)
     texts = ["red mountain bike", "blue road bicycle", "organic green tea"]
-    x, hit = lm.encode_cached(enc, texts, tmp_path)
+    x, hit = feature_cache.encode_cached(enc, texts, tmp_path)
     assert not hit and x.shape == (3, 384) and x.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
     assert x[0] @ x[1] > x[0] @ x[2] + 0.2
@@ -199,8 +199,8 @@ def test_efficientnet_image_features(tmp_path):
     from recgoat_lib import images
     disk, noisy, stripes = _pictures()
     enc = images.EfficientNetLite0(progress=False)
-    x, hit = lm.encode_cached(enc, [Image.fromarray(disk), noisy, torch.from_numpy(stripes).permute(2, 0, 1) / 255.0],
-                              tmp_path, fingerprints=[b"disk", b"noisy", b"stripes"])
+    inputs = [Image.fromarray(disk), noisy, torch.from_numpy(stripes).permute(2, 0, 1) / 255.0]
+    x, hit = feature_cache.encode_cached(enc, inputs, tmp_path, fingerprints=[b"disk", b"noisy", b"stripes"])
     assert not hit and x.shape == (3, 1280) and x.dtype == np.float32
     n = x / np.linalg.norm(x, axis=1, keepdims=True)
     assert n[0] @ n[1] > n[0] @ n[2]

@@ -155,7 +155,8 @@ def leave_one_out(ds: Dataset) -> Dataset:
 def lm_views(ds: Dataset, encoder: Any = None) -> dict[str, np.ndarray]:
     """DMESR's two frozen item views, encoded by the project's (cached) text encoder:
     "mllm" = the MLLM-written image description, "text" = the original title/attribute text."""
-    from ..lm import as_encoder, encode_cached
+    from ..feature_cache import encode_cached
+    from ..lm import as_encoder
     if ds.item_meta is None or "image_description" not in ds.item_meta.columns or ds.item_text is None:
         raise DataError(f"dataset '{ds.name}' needs item_meta['image_description'] (the MLLM-written "
                         f"view) and item_text (the original view) for DMESR's LM views")
