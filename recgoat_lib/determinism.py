@@ -7,8 +7,8 @@ in the last bits within the first epochs; training amplifies those bits into dif
 after some epochs (measured on toy with DMESR* and DPRec*; README, "What the numbers do and
 do not depend on").
 
-So the thread count is part of a result's recipe: importing `recgoat_lib` and every training
-entry point (`train.train`, `sequential.train_sequential`) set it to `configured_threads()`:
+So the thread count is part of a result's recipe: importing `recgoat_lib` and the training loop
+(`train.fit`, behind `train.train` and `sequential.train.train_sequential`) set it to `configured_threads()`:
 $RECGOAT_THREADS, else 1 (the count the README asked users to set by hand; one thread is also
 the fastest for these small models on a shared CPU). OMP_NUM_THREADS no longer changes the results.
 

@@ -1,6 +1,6 @@
 """Full-ranking evaluation (MMRec protocol): score every item, mask the user's training items, rank with topk.
 
-Tie policy (shared with `sequential.evaluate_sequential`): **ties count against the model**.
+Tie policy (shared with `sequential.evaluate.evaluate_sequential`): **ties count against the model**.
 Among items with equal scores, the non-relevant ones rank first, so a tie never earns credit
 and the metrics depend only on the scores, not on the order `torch.topk` happens to return
 equal values in (undocumented, and different on CPU and CUDA). A constant scorer gets zero.

@@ -19,8 +19,8 @@ item texts), with the same function for either view, so the views stay comparabl
 encoded once. The distortion of the text view is applied to the user LM features too (same map: they
 are encoded by the same LM); dilution needs item factors and touches items only. A zero dial returns
 the dataset unchanged. What each setting leaves is measured with notebook 06's estimators
-(`theory.linear_probe_accuracy`, `theory.canonical_correlations`, `theory.gaussian_mi`,
-`theory.sliced_w1`, `theory.infonce_mi_bound`); every model is trained by `runner.run_lineup`.
+(`estimators.linear_probe_accuracy`, `estimators.canonical_correlations`, `estimators.gaussian_mi`,
+`estimators.sliced_w1`, `estimators.infonce_mi_bound`); every model is trained by `runner.run_lineup`.
 """
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ import torch
 from .data import Dataset, load_dataset
 from .lm import as_encoder, encode_items, with_lm_features
 from .runner import RESULTS_DIR, Lineup, run_lineup
-from .theory import (canonical_correlations, gaussian_mi, infonce_mi_bound, linear_probe_accuracy, recgoat_views,
-                     sliced_w1)
+from .estimators import (canonical_correlations, gaussian_mi, infonce_mi_bound, linear_probe_accuracy,
+                         recgoat_views, sliced_w1)
 from .toy import ToyConfig, make_toy
 from .train import TrainConfig
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from recgoat_lib import semantic_gap as sg
-from recgoat_lib.theory import gaussian_mi, linear_probe_accuracy
+from recgoat_lib.estimators import gaussian_mi, linear_probe_accuracy
 
 # make_toy(2025) before the dials existed (commit bbc3f55): Dataset.checksum, latent arrays, item texts
 TODAY = {"checksum": "a296568530b1729e", "latent": "79a965b12dce3c7d", "text": "5d7541dff7371b2a"}
