@@ -26,7 +26,7 @@ import pandas as pd
 import seaborn as sns
 from tqdm.auto import tqdm
 
-from .benchmark import TUNE_METRIC, Benchmark, Entry, format_point
+from .protocol import TUNE_METRIC, Benchmark, Entry, format_point
 from .data import Dataset, load_dataset
 from .models import make_config
 from .presets import REAL_TEXT_SEEDS, SPORTS_TEXT_CHECK, Budget, get_profile
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     """`python -m recgoat_lib.ablations`: the ablations on real Sports text under the benchmark's
     SPORTS_TEXT_CHECK budget; prints the table and writes `<table>` (and the per-run `<table>_runs`)."""
     import argparse
-    from .benchmark import efficiency
+    from .protocol import efficiency
     from .determinism import pin_threads
     from .tables import save_table
     p = argparse.ArgumentParser(prog="python -m recgoat_lib.ablations", description=main.__doc__)

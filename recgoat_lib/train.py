@@ -35,7 +35,7 @@ class TrainConfig:
     negatives may be the user's own positives. `selection="released"` reproduces its
     model selection: the best *test* NDCG@10 (`RELEASED_SELECT_K`, so `ks` must hold 10) seen
     at the evaluations, made with dropout still on; the released code evaluates every 20 epochs,
-    which is `eval_every=20` (set so in `benchmark.RELEASED_TRAIN`, left to the caller here).
+    which is `eval_every=20` (set so in `protocol.RELEASED_TRAIN`, left to the caller here).
     `max_batches` stops each epoch after that many batches: for timing only (`dry_run`), never for results.
     """
 

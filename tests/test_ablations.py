@@ -22,7 +22,7 @@ from recgoat_lib.ablations import (
     run_sweeps,
     sweep_choice,
 )
-from recgoat_lib.benchmark import Benchmark, run_budget
+from recgoat_lib.protocol import Benchmark, run_budget
 from recgoat_lib.data import Dataset
 from recgoat_lib.departures import DEPARTURES
 from recgoat_lib.models import build_model, make_config

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from recgoat_lib import benchmark as bm
+from recgoat_lib import protocol as bm
 from recgoat_lib.data import REPO_ROOT
 from recgoat_lib.presets import (NOTEBOOK_PARAMETERS, PAPER_RECGOAT, PROFILES, SPORTS_TEXT_CHECK, get_profile,
                                  recgoat_settings)

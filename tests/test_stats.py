@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy import stats as sps
 
-from recgoat_lib import benchmark as bm
+from recgoat_lib import protocol as bm
 from recgoat_lib.presets import GRIDS, Budget, get_profile
 from recgoat_lib.stats import compare_runs, paired_t, paired_test, seed_averaged_per_user
 

@@ -1,4 +1,5 @@
-"""The benchmark protocol: an equal, recorded tuning budget per model, then several seeds.
+"""The accuracy benchmark protocol (the speed suite is `benchmarks/`): an equal, recorded tuning budget per model,
+then several seeds.
 
 For each model (an `Entry`: a registered model, fixed overrides, training switches) the grid
 in `presets.GRIDS[profile][entry]` is tried on the validation split only (mean validation Recall@20
@@ -193,13 +194,13 @@ def run_budget(budget: Budget, ds: Dataset, base: Profile, results_dir: Path = R
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m recgoat_lib.benchmark`: run the SPORTS_TEXT_CHECK budget (or a given one)
+    """`python -m recgoat_lib.protocol`: run the SPORTS_TEXT_CHECK budget (or a given one)
     through the results cache and print the table, so a notebook can load the records."""
     import argparse
     from .data import load_dataset
     from .determinism import pin_threads
     from .tables import save_table
-    p = argparse.ArgumentParser(prog="python -m recgoat_lib.benchmark", description=main.__doc__)
+    p = argparse.ArgumentParser(prog="python -m recgoat_lib.protocol", description=main.__doc__)
     p.add_argument("--labels", default=",".join(SPORTS_TEXT_CHECK.labels))
     p.add_argument("--seeds", default=",".join(map(str, SPORTS_TEXT_CHECK.seeds)))
     p.add_argument("--threads", type=int, default=1, help="torch threads (the results depend on it)")
