@@ -1,9 +1,12 @@
-"""The import graph of recgoat_lib has no cycles.
+"""The import graph of recgoat_lib has no cycles and no upward imports.
 
 Built statically with `ast` from every `import` / `from ... import` in the package, at any depth
 (module level, inside functions, under `if TYPE_CHECKING`), so a loop hidden in a function body
 counts too. Importing `a.b.c` also runs the packages `a.b` and `a`, so an edge to a module
 is also an edge to each package above it (the root package, which imports nothing, is left out).
+
+Every module belongs to one of `LAYERS` (bottom first) and may import only its own layer and the
+layers below it; a new module must be placed in a layer here.
 """
 from __future__ import annotations
 
@@ -12,6 +15,19 @@ from pathlib import Path
 
 LIB = Path(__file__).resolve().parent.parent / "recgoat_lib"
 ROOT = LIB.name
+
+#: the library's layers, bottom first (module names relative to the root; "pkg.*" is every module of
+#: the package pkg, the package itself included)
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("foundations", ("", "dataset", "determinism", "memory", "references", "departures", "download")),
+    ("data and features", ("data", "toy", "graphs", "tables", "feature_cache", "lm", "images",
+                           "sequential", "sequential.data")),
+    ("models", ("models.*", "ot", "sequential.models")),
+    ("training and measurement", ("evaluate", "train", "presets", "sequential.evaluate", "sequential.train",
+                                  "estimators", "alignment")),
+    ("experiments", ("runner", "stats", "protocol", "ablations", "study", "theory", "semantic_gap", "dry_run",
+                     "report", "pins")),
+)
 
 
 def module_name(path: Path) -> str:
@@ -87,6 +103,21 @@ def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return cycles
 
 
+def layer_of(module: str, layers=LAYERS) -> int | None:
+    """Index of the layer that holds `module` (a full dotted name), None when no layer names it."""
+    rel = module[len(ROOT) + 1:] if module != ROOT else ""
+    for i, (_, names) in enumerate(layers):
+        for name in names:
+            if rel == name or (name.endswith(".*") and (rel == name[:-2] or rel.startswith(name[:-1]))):
+                return i
+    return None
+
+
+def upward_imports(graph: dict[str, set[str]], layers=LAYERS) -> list[tuple[str, str]]:
+    """(importer, imported) for every edge from a layer to a higher one."""
+    return sorted((a, b) for a, targets in graph.items() for b in targets if layer_of(b, layers) > layer_of(a, layers))
+
+
 def test_graph_sees_the_package():
     graph = import_graph()
     assert f"{ROOT}.data" in graph and f"{ROOT}.models.recgoat" in graph
@@ -105,3 +136,22 @@ def test_no_import_cycles():
     cycles = find_cycles(import_graph())
     assert not cycles, "import cycles in recgoat_lib (move the shared piece to a lower module): " + "; ".join(
         " <-> ".join(c) for c in cycles)
+
+
+def test_every_module_has_one_layer():
+    names = [n for _, ns in LAYERS for n in ns]
+    assert len(names) == len(set(names))
+    unplaced = [m for m in import_graph() if layer_of(m) is None]
+    assert not unplaced, f"modules in no layer of tests/test_imports.py LAYERS (place them): {unplaced}"
+
+
+def test_upward_imports_are_found():
+    layers = (("low", ("a", "p.*")), ("high", ("b",)))
+    graph = {f"{ROOT}.a": {f"{ROOT}.p.x"}, f"{ROOT}.p": set(), f"{ROOT}.p.x": {f"{ROOT}.b"}, f"{ROOT}.b": {f"{ROOT}.a"}}
+    assert upward_imports(graph, layers) == [(f"{ROOT}.p.x", f"{ROOT}.b")]
+
+
+def test_no_upward_imports():
+    up = upward_imports(import_graph())
+    assert not up, "imports from a lower layer into a higher one (see LAYERS): " + "; ".join(
+        f"{a} -> {b}" for a, b in up)

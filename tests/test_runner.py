@@ -47,9 +47,13 @@ def test_code_fingerprint_follows_every_source_file(tmp_path):
     shutil.copytree(runner.PACKAGE_DIR, pkg, ignore=shutil.ignore_patterns("__pycache__"))
     before = runner.code_fingerprint.__wrapped__(pkg)
     assert before == runner.code_fingerprint()
-    with (pkg / "models" / "lightgcn.py").open("a") as fh:
-        fh.write("\n# a comment is a change too\n")
-    assert runner.code_fingerprint.__wrapped__(pkg) != before
+    seen = {before}
+    for source in ("models/lightgcn.py", "sequential/train.py", "memory.py"):  # every package level
+        with (pkg / source).open("a") as fh:
+            fh.write("\n# a comment is a change too\n")
+        after = runner.code_fingerprint.__wrapped__(pkg)
+        assert after not in seen, source
+        seen.add(after)
 
 
 EDITED_RUN = """
