@@ -68,8 +68,9 @@ def current_memory() -> Memory:
 
 
 def peak_memory() -> Memory:
-    """Peak memory since the process started or the last `reset_peak_memory()`: VmHWM (where there
-    is no /proc, `getrusage`'s ru_maxrss, in kB on Linux) and CUDA's peak allocated bytes."""
+    """Peak memory since the process started or the last `reset_peak_memory()`: VmHWM (without
+    /proc, `getrusage`'s ru_maxrss read as kB, Linux's unit, and never reset) and CUDA's peak
+    allocated bytes."""
     rss = _status_mb("VmHWM")
     if rss is None:
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recgoat_lib import feature_cache, lm
+from recgoat_lib import feature_cache, lm, lm_analysis
 from recgoat_lib.data import DataError, Dataset, data_root, item_texts, load_mmrec
 
 
@@ -232,7 +232,7 @@ def test_image_feature_hook(tmp_path):
 def test_similarity_pairs_match_brute_force():
     ds = tiny()
     x = BagOfWords().encode(ds.item_text) + 0.1  # item 4 has no text: keep its vector non-zero
-    pairs = lm.similarity_pairs(ds, x, n_pairs=200, seed=1)
+    pairs = lm_analysis.similarity_pairs(ds, x, n_pairs=200, seed=1)
     train = ds.csr("train").toarray()
     co = (train[:, pairs["i"]] * train[:, pairs["j"]]).sum(0)
     np.testing.assert_array_equal(pairs["co"], co)
@@ -242,28 +242,28 @@ def test_similarity_pairs_match_brute_force():
     np.testing.assert_allclose(pairs["lm"], (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1),
                                rtol=1e-5)
     assert (pairs["i"] != pairs["j"]).all() and (pairs["co"] > 0).any()
-    gap = lm.semantic_gap(pairs)
+    gap = lm_analysis.semantic_gap(pairs)
     assert gap["pairs"] == len(pairs) and gap["share_co_occurring"] == pytest.approx((pairs["co"] > 0).mean())
 
 
 def test_semantic_gap_on_hand_made_pairs():
     pairs = pd.DataFrame({"lm": [0.1, 0.2, 0.3, 0.4, 0.5], "cf": [0.0, 0.5, 0.4, 0.8, 0.9], "co": [0, 2, 1, 3, 4]})
-    gap = lm.semantic_gap(pairs)
+    gap = lm_analysis.semantic_gap(pairs)
     # ranks of cf: 1, 3, 2, 4, 5 against 1..5 -> Spearman 1 - 6 * (0 + 1 + 1 + 0 + 0) / (5 * 24) = 0.9
     assert gap["spearman_lm_cf"] == pytest.approx(0.9) and gap["share_co_occurring"] == pytest.approx(0.8)
     assert gap["spearman_lm_cf_co_occurring"] == pytest.approx(0.8)  # cf ranks 2, 1, 3, 4 among the last four
     assert gap["mean_lm_co_occurring"] == pytest.approx(0.35) and gap["mean_lm_never"] == pytest.approx(0.1)
     assert gap["pearson_lm_cf"] == pytest.approx(np.corrcoef(pairs["lm"], pairs["cf"])[0, 1])
-    reversed_cf = lm.semantic_gap(pairs.assign(cf=[5, 4, 3, 2, 1]))
+    reversed_cf = lm_analysis.semantic_gap(pairs.assign(cf=[5, 4, 3, 2, 1]))
     assert reversed_cf["spearman_lm_cf"] == pytest.approx(-1.0)
 
 
 def test_nearest_items_and_pca():
     from sklearn.decomposition import PCA
     x = np.random.default_rng(0).normal(size=(50, 8)) * np.arange(1, 9)
-    nn = lm.nearest_items(x, x[3], k=4, exclude=3)
+    nn = lm_analysis.nearest_items(x, x[3], k=4, exclude=3)
     assert 3 not in nn["item"].tolist() and nn["cosine"].is_monotonic_decreasing
-    np.testing.assert_allclose(np.abs(lm.pca_2d(x)), np.abs(PCA(2).fit_transform(x)), atol=1e-8)
+    np.testing.assert_allclose(np.abs(lm_analysis.pca_2d(x)), np.abs(PCA(2).fit_transform(x)), atol=1e-8)
 
 
 def test_transformers_generator_runs_a_local_model(tmp_path):
