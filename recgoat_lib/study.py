@@ -150,6 +150,27 @@ def missing_runs(study: Study, labels: list[str] | None = None,
     return todo
 
 
+def remaining_runs(study: Study, results_dir: Path = RESULTS_DIR) -> dict[str, int]:
+    """label -> how many runs it still needs in all: its untried grid points and the other seeds of
+    the point it has chosen (or will choose)."""
+    records = load_records(results_dir, study.dataset)
+    left = {}
+    for label in study.models:
+        untried = sum(_latest(records, s) is None for s in study.tuning_specs(label))
+        point = chosen_point(study, label, records)
+        seeds = study.specs(label, point)[1:] if point is not None else []
+        left[label] = untried + (sum(_latest(records, s) is None for s in seeds) if point is not None
+                                 else len(study.seeds) - 1)
+    return left
+
+
+def label_records(study: Study, label: str, results_dir: Path = RESULTS_DIR) -> list[Record]:
+    """Every record of `label`, at any grid point and seed."""
+    records = load_records(results_dir, study.dataset)
+    specs = [study.spec(label, seed, point) for point in study.points(label) for seed in study.seeds]
+    return [r for s in specs if (r := _latest(records, s)) is not None]
+
+
 def _point(study: Study, label: str, s: RunSpec) -> dict[str, Any]:
     """The grid point a spec of `label` runs at."""
     return {k: getattr(s.model_config, k) for k in study.grids.get(label, {})}

@@ -1,11 +1,12 @@
 """The study table rebuilds from records alone, says what is missing and flags capped runs."""
 from __future__ import annotations
 
-from recgoat_lib.runner import run_many
+from conftest import real_data_or_skip
+
 from recgoat_lib.ablations import ABLATIONS, released_model
-from recgoat_lib.study import (SPORTS_CONVERGED, Study, chosen_point, missing_runs, study_records, study_table,
-                               tuning_table, verdict)
-from recgoat_lib.runner import load_records
+from recgoat_lib.runner import load_records, run_many
+from recgoat_lib.study import (SPORTS_CONVERGED, Study, chosen_point, label_records, missing_runs, remaining_runs,
+                               study_records, study_table, tuning_table, verdict)
 from recgoat_lib.train import TrainConfig
 
 
@@ -68,3 +69,23 @@ def test_released_recgoat_carries_every_released_model_behaviour():
     assert released["cl_sign"] == "released" and released["sinkhorn"] == "released"
     cfg = SPORTS_CONVERGED.specs("recgoat released")[0].model_config
     assert cfg.cl_sign == "released" and cfg.user_branch is False and cfg.modalities == ("text",)
+
+
+def test_remaining_runs_count_untried_points_and_the_other_seeds(toy, tmp_path):
+    budget = TrainConfig(epochs=1, batch_size=1024, eval_every=1, patience=5, progress=False)
+    study = Study(name="t", dataset="toy", models={"bpr": ("bpr", {}), "mf": ("bpr", {"reg": 1e-3})},
+                  seeds=(0, 1, 2), train=budget, dim=16, grids={"bpr": {"reg": (1e-4, 10.0)}})
+    assert remaining_runs(study, tmp_path) == {"bpr": 2 + 2, "mf": 3}
+    run_many(study.tuning_specs("bpr") + study.specs("mf")[:1], toy, results_dir=tmp_path)
+    assert remaining_runs(study, tmp_path) == {"bpr": 2, "mf": 2}
+    assert len(label_records(study, "bpr", tmp_path)) == 2
+
+
+def test_study_plan_times_every_model_on_the_timing_only_copy():
+    real_data_or_skip("sports")
+    from recgoat_lib import dry_run
+    study = Study(name="t", dataset="sports", models={"bpr": ("bpr", {}), "lightgcn": ("lightgcn", {})},
+                  seeds=(0, 1), train=TrainConfig(epochs=1000, batch_size=2048, eval_every=1, patience=20), dim=16)
+    plan = dry_run.study_plan(study, max_batches=2)
+    assert plan["model"].tolist() == ["bpr", "lightgcn"] and (plan["s/epoch"] > 0).all()
+    assert plan["epochs from"].tolist() == ["the cap"] * 2 and plan["runs left"].tolist() == [2, 2]
