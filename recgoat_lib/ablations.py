@@ -100,6 +100,13 @@ ABLATIONS: dict[str, Ablation] = {a.name: a for a in (
 
 
 
+def released_model() -> dict[str, Any]:
+    """RecGOAT's config as the released code builds it: the model changes of every released-code
+    behaviour (`Ablation.released`) together. The training-side ones (selection, negatives) are
+    `TrainConfig` fields and are left to the caller's protocol."""
+    return {k: v for a in ABLATIONS.values() if a.released for k, v in a.model.items()}
+
+
 # On real Sports (text view only) "image only" lacks its features and "text only" is the full model.
 REAL_TEXT_VARIANTS = tuple(n for n in ABLATIONS if n not in ("image only", "text only"))
 

@@ -17,6 +17,7 @@ figure title says "timing-only". Only the small timing table is committed (resul
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass, replace
@@ -31,6 +32,7 @@ from .determinism import pin_threads
 from .presets import get_profile, recgoat_settings
 from .report import save_table
 from .runner import run, spec
+from .study import STUDIES, Study, label_records, remaining_runs
 
 MODEL = "recgoat"
 SUFFIX = "-timing-only"
@@ -114,6 +116,39 @@ def dry_run(dataset: str, epochs: int = 2, threads: int = 1, max_batches: int | 
                   eval_every=profile.train.eval_every, threads=rec["threads"])
 
 
+def study_plan(study: Study, max_batches: int = 10, threads: int = 1, seed: int = 2025) -> pd.DataFrame:
+    """The CPU plan of a study's remaining runs on this machine, from measured epoch times.
+
+    Each model is timed on the dataset's timing-only copy (real interactions, random features of the
+    real shapes): `max_batches` training batches extrapolated to a full epoch, and one full
+    evaluation. A run's length is unknown before it early-stops, so the epochs per run are the mean
+    `epochs_run` of the model's own records when it has some, else of all the study's records, else
+    the cap; the table says which."""
+    tmp = Path(tempfile.mkdtemp(prefix="recgoat-plan-"))
+    left = remaining_runs(study)
+    done = {label: label_records(study, label) for label in study.models}
+    everyone = [r["epochs_run"] for recs in done.values() for r in recs]
+    rows = []
+    try:
+        ds = load_dataset(write_timing_root(study.dataset, tmp), tmp)
+        batches = -(-len(ds.split("train")) // study.train.batch_size)
+        for label in study.models:
+            s = study.spec(label, seed)
+            s = replace(s, dataset=ds.name, train=replace(s.train, epochs=1, max_batches=max_batches, progress=False))
+            rec = run(s, ds, cache=False, results_dir=tmp, threads=threads, resume=False)
+            epoch_s = rec["train_seconds_per_epoch"] * batches / min(batches, max_batches)
+            own = [r["epochs_run"] for r in done[label]]
+            epochs, source = ((np.mean(own), "its records") if own else (np.mean(everyone), "the study's records")
+                              if everyone else (study.train.epochs, "the cap"))
+            hours = epochs * (epoch_s + rec["eval_seconds"] / study.train.eval_every) / 3600
+            rows.append({"model": label, "s/epoch": epoch_s, "eval s": rec["eval_seconds"],
+                         "epochs per run": epochs, "epochs from": source, "hours per run": hours,
+                         "runs left": left[label], "hours left": hours * left[label]})
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return pd.DataFrame(rows)
+
+
 def plot(runs: list[DryRun]) -> plt.Figure:
     """Seconds per training epoch and per evaluation, and the projected hours, per timing-only dataset."""
     frame = pd.DataFrame([r.row() for r in runs])
@@ -130,13 +165,23 @@ def plot(runs: list[DryRun]) -> plt.Figure:
 def main(argv: list[str] | None = None) -> None:
     """Dry-run the paper profile's RecGOAT on a dataset's real interactions with random MMRec-shaped features."""
     p = argparse.ArgumentParser(prog="python -m recgoat_lib.dry_run", description=main.__doc__)
-    p.add_argument("--dataset", required=True, choices=sorted(TIMING_SHAPES))
+    p.add_argument("--dataset", choices=sorted(TIMING_SHAPES))
+    p.add_argument("--study", choices=sorted(STUDIES), help="instead: the CPU plan of a study's remaining runs")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--max-batches", type=int, default=None,
                    help="train this many batches per epoch and extrapolate the epoch time (a slow CPU)")
     a = p.parse_args(argv)
     pin_threads(a.threads)
+    if a.study:
+        plan = study_plan(STUDIES[a.study], a.max_batches or 10, a.threads)
+        print(plan.to_markdown(index=False, floatfmt=".3g"))
+        print(f"total: {plan['hours left'].sum():.0f} hours on {a.threads} thread(s) of this machine; load average "
+              f"{os.getloadavg()[0]:.1f} while timing")
+        print("wrote", save_table(plan, f"{a.study}_plan", None, float_format="%.3g"))
+        return
+    if not a.dataset:
+        p.error("one of --dataset or --study is required")
     result = dry_run(a.dataset, a.epochs, a.threads, a.max_batches)
     table = pd.DataFrame([result.row()])
     print(table.to_markdown(index=False, floatfmt=".4g"))

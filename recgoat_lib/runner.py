@@ -38,11 +38,11 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .data import REPO_ROOT, DataError, Dataset
+from .memory import reset_peak_memory
 from .models import build_model, make_config, model_class, model_names
 from .sequential.data import SequenceData
 from .sequential.models import SEQUENTIAL_MODELS
 from .sequential.train import train_sequential
-from .memory import reset_peak_memory
 from .train import TrainConfig, TrainResult, resolve_device, seed_everything, train
 
 # Where run records (runs/<dataset>/), checkpoints and saved model states go: $RECGOAT_RESULTS_DIR or results/.
@@ -269,30 +269,27 @@ def train_spec(s: RunSpec, data: RunData, key: str, results_dir: Path, threads: 
 def run(s: RunSpec, data: RunData, cache: bool = True, results_dir: Path = RESULTS_DIR,
         threads: int | None = None, resume: bool = True, keep_state: bool = False,
         on_eval: Callable[[int, Any], None] | None = None) -> Record:
-    """Train and evaluate one spec, or read its record from the cache; returns the record.
-
-    With `on_eval` (a callback that records quantities over training, see `train_spec`) the spec is
-    always trained, since a cached record cannot replay the callback; its record is (re)written."""
-    if on_eval is None:
-        return run_many([s], data, cache=cache, results_dir=results_dir, threads=threads, resume=resume,
-                        progress=False, keep_state=keep_state)[0]
-    check_specs([s], data)
-    key = s.key(data.checksum())
-    with spec_lock(Path(results_dir), data.name, key):
-        rec, arrays = train_spec(s, data, key, Path(results_dir), threads, resume, keep_state, on_eval)
-        return read_record(save_record(rec, arrays, Path(results_dir)))
+    """Train and evaluate one spec, or read its record from the cache; returns the record (see `run_many`)."""
+    return run_many([s], data, cache=cache, results_dir=results_dir, threads=threads, resume=resume,
+                    progress=False, keep_state=keep_state, on_eval=on_eval)[0]
 
 
 def run_many(specs: list[RunSpec], data: RunData, cache: bool = True, results_dir: Path = RESULTS_DIR,
              executor: str = "serial", address: str | None = None, threads: int | None = None,
-             resume: bool = True, progress: bool = True, keep_state: bool = False) -> list[Record]:
+             resume: bool = True, progress: bool = True, keep_state: bool = False,
+             on_eval: Callable[[int, Any], None] | None = None) -> list[Record]:
     """One record per spec, in order. Specs already recorded (same key) are read back when `cache`;
     equal specs are trained once. `executor="ray"` trains the missing ones as Ray tasks (one process
     each, `threads` CPUs and one GPU each when CUDA is present); `address` joins a running cluster.
     Every record is written as soon as its run finishes, so an interrupted call loses nothing done.
-    `keep_state` also saves each trained model's state beside its record (see `trained_model`)."""
+    `keep_state` also saves each trained model's state beside its record (see `trained_model`).
+    With `on_eval` (a callback that records quantities over training, see `train_spec`) every spec is
+    trained in this process, since a cached record cannot replay the callback; its record is rewritten."""
     if executor not in EXECUTORS:
         raise RunnerError(f"unknown executor {executor!r}; choose from {EXECUTORS}")
+    if on_eval is not None and executor != "serial":
+        raise RunnerError("on_eval runs in the caller's process: use executor='serial'")
+    cache = cache and on_eval is None
     check_specs(specs, data)
     results_dir = Path(results_dir)
     checksum = data.checksum()
@@ -312,21 +309,21 @@ def run_many(specs: list[RunSpec], data: RunData, cache: bool = True, results_di
                 if cache and path.exists():  # another process trained it while this one waited
                     done[k] = read_record(path)
             todo = {k: s for k, s in todo.items() if k not in done}
-            runner = _run_serial if executor == "serial" else _run_ray
-            finished = runner(todo, data, results_dir, threads, resume, keep_state, address, progress)
+            options = dict(threads=threads, resume=resume, keep_state=keep_state)
+            finished = (_run_serial(todo, data, results_dir, progress, on_eval=on_eval, **options)
+                        if executor == "serial" else _run_ray(todo, data, results_dir, progress, address, **options))
             for k, (rec, arrays) in finished:
                 done[k] = read_record(save_record(rec, arrays, results_dir))  # as a later cache hit reads it
     return [done[k] for k in keys]
 
 
-def _run_serial(todo: dict[str, RunSpec], data: RunData, results_dir: Path, threads: int | None,
-                resume: bool, keep_state: bool, address: str | None, progress: bool):
+def _run_serial(todo: dict[str, RunSpec], data: RunData, results_dir: Path, progress: bool, **options: Any):
     for k, s in tqdm(todo.items(), desc=f"runs on {data.name}", disable=not progress or len(todo) < 2):
-        yield k, train_spec(s, data, k, results_dir, threads, resume, keep_state)
+        yield k, train_spec(s, data, k, results_dir, **options)
 
 
-def _run_ray(todo: dict[str, RunSpec], data: RunData, results_dir: Path, threads: int | None,
-             resume: bool, keep_state: bool, address: str | None, progress: bool):
+def _run_ray(todo: dict[str, RunSpec], data: RunData, results_dir: Path, progress: bool, address: str | None,
+             threads: int | None, resume: bool, keep_state: bool):
     try:
         import ray
     except ImportError as exc:

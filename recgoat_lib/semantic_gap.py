@@ -251,7 +251,8 @@ def item_embeddings(model: torch.nn.Module) -> torch.Tensor:
 @dataclass(frozen=True)
 class GapPreset:
     """A sweep's size: toy shop, training budget, seeds and dial grid (gaps of `distortion` x dilutions,
-    plus each of `linear_checks` at full gap and no dilution)."""
+    plus each of `linear_checks` at full gap and no dilution), and the finer `placement` grid on which
+    only the text view's canonical excess is measured (no training; see `placement_map`)."""
 
     toy: ToyConfig
     train: TrainConfig
@@ -260,6 +261,7 @@ class GapPreset:
     dilutions: tuple[float, ...]
     linear_checks: tuple[str, ...] = LINEAR_DISTORTIONS
     distortion: str = "warp"
+    placement: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)  # gaps = dilutions of the untrained map
 
     def settings(self) -> list[Dials]:
         grid = [Dials(d, g, self.distortion) for d in self.dilutions for g in self.gaps]
@@ -280,11 +282,13 @@ PRESETS = {
 
 @dataclass
 class Sweep:
-    """The sweep's measurements: per-seed test metrics, per-setting statistics, probe accuracies."""
+    """The sweep's measurements: per-seed test metrics, per-setting statistics, probe accuracies, and
+    the placement map (canonical excess on the finer grid)."""
 
     runs: pd.DataFrame
     stats: pd.DataFrame
     probes: pd.DataFrame
+    placement: pd.DataFrame
 
 
 def run_sweep(base: Dataset, preset: GapPreset, cache: bool = True, results_dir=RESULTS_DIR,
@@ -311,7 +315,22 @@ def run_sweep(base: Dataset, preset: GapPreset, cache: bool = True, results_dir=
         for name in ALIGNED_VARIANTS:
             row.update({f"{name}: {k}": v for k, v in alignment_stats(lineup.models[name], seed=seed).items()})
         stats.append(row)
-    return Sweep(pd.concat(runs, ignore_index=True), pd.DataFrame(stats), pd.concat(probes, ignore_index=True))
+    return Sweep(pd.concat(runs, ignore_index=True), pd.DataFrame(stats), pd.concat(probes, ignore_index=True),
+                 placement_map(base, id_view, preset.placement, preset.distortion, seed))
+
+
+def placement_map(base: Dataset, id_view: torch.Tensor, values: tuple[float, ...], distortion: str = "warp",
+                  seed: int = 0) -> pd.DataFrame:
+    """The text view's canonical excess over a trained ID view at every (gap, dilution) in `values` x
+    `values`. It needs no model trained per setting, so it is finer than the sweep; it is the map on
+    which a real dataset's measured excess is placed (`on_axis`, `plot_placement`)."""
+    rows = []
+    for dilution in values:
+        for gap in values:
+            dials = Dials(dilution, gap, distortion)
+            text = dial_dataset(base, dials, seed).item_features["text"]
+            rows.append({**dials.columns(), "text-ID canonical excess": canonical_excess(text, id_view, seed=seed)})
+    return pd.DataFrame(rows)
 
 
 def summary(runs: pd.DataFrame, metric: str = "recall@20") -> pd.DataFrame:
@@ -422,6 +441,27 @@ def plot_alignment(stats: pd.DataFrame, distortion: str = "warp") -> plt.Figure:
                         label=f"{name}, dilution {d:g}")
         ax.set(title=f"ID vs text view: {what}", xlabel=f"gap ({distortion} strength)")
     axes[0].legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def plot_placement(placement: pd.DataFrame, value: float | None = None, label: str = "Sports",
+                   column: str = "text-ID canonical excess") -> plt.Figure:
+    """The placement map: `column` over (gap, dilution), filled contours, with the level set of a real
+    dataset's measured `value` drawn on it (the settings at which the toy's text view shares as much
+    with its ID view as the real one does)."""
+    grid = placement.assign(gap=placement["gap"].astype(float)).pivot_table(index="dilution", columns="gap",
+                                                                           values=column)
+    fig, ax = plt.subplots(figsize=(5.6, 4.2))
+    filled = ax.contourf(grid.columns, grid.index, grid.to_numpy(), levels=12, cmap="viridis")
+    fig.colorbar(filled, ax=ax, label=column)
+    if value is not None and grid.to_numpy().min() <= value <= grid.to_numpy().max():
+        line = ax.contour(grid.columns, grid.index, grid.to_numpy(), levels=[value], colors="red", linewidths=2)
+        ax.clabel(line, fmt={value: f"{label} {value:.3f}"}, fontsize=8)
+        ax.set_title(f"toy settings whose text-ID excess equals {label}'s (red)", fontsize=9)
+    elif value is not None:
+        ax.set_title(f"{label} ({value:.3f}) lies outside the map", fontsize=9)
+    ax.set(xlabel="gap (warp strength)", ylabel="dilution (1 - informativeness)")
     fig.tight_layout()
     return fig
 

@@ -8,20 +8,27 @@ clone and one more seed can be added without retraining the rest. Until a model 
 seeds, its row says what is missing instead of presenting a partial mean as final; a run that the
 epoch cap stopped is flagged, never reported as converged.
 
-`python -m recgoat_lib.study` trains the missing runs of a study (or only lists them with
-`--plan`) and writes its table.
+Each model is tuned first: every point of its grid (the same number of points per model) runs with
+the first seed, the best on validation Recall@20 is chosen, and only that point runs the other seeds.
+
+`python -m recgoat_lib.study` trains the missing runs of a study (tuning points first; `--plan` only
+lists them) and writes its tables.
 """
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
+from .ablations import released_model
+from .presets import STUDY_GRIDS
 from .references import published
+from .protocol import format_point
 from .runner import RESULTS_DIR, Record, RunSpec, load_records, spec
 from .stats import compare_runs
 from .train import TrainConfig
@@ -31,7 +38,9 @@ METRIC = "recall@20"
 
 @dataclass(frozen=True)
 class Study:
-    """Models x seeds on one dataset under one training budget (each model at its own overrides)."""
+    """Models x seeds on one dataset under one training budget, each model at its own overrides and
+    first tuned on its grid (`grids[label]`, config values; the same number of points per model) with
+    the first seed, on validation Recall@20; the chosen point then runs with every seed."""
 
     name: str
     dataset: str
@@ -39,16 +48,32 @@ class Study:
     seeds: tuple[int, ...]
     train: TrainConfig
     dim: int = 64
-    notes: dict[str, str] = field(default_factory=dict)
+    grids: Mapping[str, Mapping[str, tuple]] = field(default_factory=dict)
 
-    def specs(self, label: str) -> list[RunSpec]:
+    def points(self, label: str) -> list[dict[str, Any]]:
+        """The label's grid points (config overrides on top of its own); [{}] when it has no grid."""
+        grid = self.grids.get(label, {})
+        return [dict(zip(grid, values)) for values in itertools.product(*grid.values())] or [{}]
+
+    def spec(self, label: str, seed: int, point: Mapping[str, Any] | None = None) -> RunSpec:
         model, overrides = self.models[label]
-        return [spec(self.dataset, model, self.train, seed, **{"dim": self.dim, **overrides}) for seed in self.seeds]
+        return spec(self.dataset, model, self.train, seed, **{"dim": self.dim, **overrides, **(point or {})})
+
+    def tuning_specs(self, label: str) -> list[RunSpec]:
+        """One run per grid point, with the first seed."""
+        return [self.spec(label, self.seeds[0], point) for point in self.points(label)]
+
+    def specs(self, label: str, point: Mapping[str, Any] | None = None) -> list[RunSpec]:
+        """Every seed at one grid point (by default the model's own defaults)."""
+        return [self.spec(label, seed, point) for seed in self.seeds]
 
 
 # Sports with real title text (no image features exist here): MMRec's training protocol for
 # every model (lr 1e-3, batch 2048, validation Recall@20 every epoch, patience 20, cap 1000).
 # DPRec*'s cross-modal alignment needs two modalities, so with text alone it runs without it.
+# "recgoat released" is RecGOAT as the released code builds it (every released-code model behaviour
+# of `ablations.released_model`); its training-side behaviours (test-set selection, negatives that
+# may be positives) are left out: every model of the study shares one protocol.
 SPORTS_CONVERGED = Study(
     name="sports_converged", dataset="sports",
     models={"bpr": ("bpr", {}), "lightgcn": ("lightgcn", {}), "vbpr": ("vbpr", {"modalities": ("text",)}),
@@ -56,9 +81,11 @@ SPORTS_CONVERGED = Study(
             "lgmrec": ("lgmrec", {"modalities": ("text",)}), "lm_inject": ("lm_inject", {"modalities": ("text",)}),
             "dprec*": ("dprec", {"modalities": ("text",), "alignment": False}),
             "recgoat": ("recgoat", {"modalities": ("text",)}),
+            "recgoat released": ("recgoat", {"modalities": ("text",), **released_model()}),
             "recgoat ID-only": ("recgoat", {"modalities": (), "user_branch": False})},
     seeds=(2025, 2026, 2027),
     train=TrainConfig(epochs=1000, batch_size=2048, lr=1e-3, eval_every=1, patience=20),
+    grids=STUDY_GRIDS,
 )
 STUDIES = {s.name: s for s in (SPORTS_CONVERGED,)}
 
@@ -80,22 +107,96 @@ def _matches(record: Record, s: RunSpec) -> bool:
                if k in record[part])
 
 
+def _latest(records: list[Record], s: RunSpec) -> Record | None:
+    hits = sorted((r for r in records if _matches(r, s)), key=lambda r: r["date"])
+    return hits[-1] if hits else None
+
+
+def chosen_point(study: Study, label: str, records: list[Record]) -> dict[str, Any] | None:
+    """The label's grid point with the best validation Recall@20 at the first seed; None until every
+    point has a record (the test set plays no part in the choice)."""
+    points = study.points(label)
+    if len(points) == 1:
+        return points[0]
+    runs = [_latest(records, s) for s in study.tuning_specs(label)]
+    if any(r is None for r in runs):
+        return None
+    return max(zip(runs, points), key=lambda rp: rp[0]["valid"][METRIC])[1]
+
+
 def study_records(study: Study, results_dir: Path = RESULTS_DIR) -> dict[str, dict[int, Record]]:
-    """label -> seed -> the latest record of that run (by date), from the records on disk."""
+    """label -> seed -> the latest record (by date) at the label's chosen grid point, from the records
+    on disk; a label still being tuned has none."""
     records = load_records(results_dir, study.dataset)
     found: dict[str, dict[int, Record]] = {}
     for label in study.models:
-        for s in study.specs(label):
-            hits = sorted((r for r in records if _matches(r, s)), key=lambda r: r["date"])
-            if hits:
-                found.setdefault(label, {})[s.seed] = hits[-1]
+        point = chosen_point(study, label, records)
+        for s in study.specs(label, point) if point is not None else []:
+            if (r := _latest(records, s)) is not None:
+                found.setdefault(label, {})[s.seed] = r
     return found
+
+
+def missing_runs(study: Study, labels: list[str] | None = None,
+                 results_dir: Path = RESULTS_DIR) -> list[tuple[str, RunSpec]]:
+    """What to train next, per label: the grid points without a record at the first seed, or, once
+    the label is tuned, the seeds its chosen point still lacks."""
+    records = load_records(results_dir, study.dataset)
+    todo = []
+    for label in labels or study.models:
+        point = chosen_point(study, label, records)
+        specs = study.tuning_specs(label) if point is None else study.specs(label, point)
+        todo += [(label, s) for s in specs if _latest(records, s) is None]
+    return todo
+
+
+def remaining_runs(study: Study, results_dir: Path = RESULTS_DIR) -> dict[str, int]:
+    """label -> how many runs it still needs in all: its untried grid points and the other seeds of
+    the point it has chosen (or will choose)."""
+    records = load_records(results_dir, study.dataset)
+    left = {}
+    for label in study.models:
+        untried = sum(_latest(records, s) is None for s in study.tuning_specs(label))
+        point = chosen_point(study, label, records)
+        seeds = study.specs(label, point)[1:] if point is not None else []
+        left[label] = untried + (sum(_latest(records, s) is None for s in seeds) if point is not None
+                                 else len(study.seeds) - 1)
+    return left
+
+
+def label_records(study: Study, label: str, results_dir: Path = RESULTS_DIR) -> list[Record]:
+    """Every record of `label`, at any grid point and seed."""
+    records = load_records(results_dir, study.dataset)
+    specs = [study.spec(label, seed, point) for point in study.points(label) for seed in study.seeds]
+    return [r for s in specs if (r := _latest(records, s)) is not None]
+
+
+def _point(study: Study, label: str, s: RunSpec) -> dict[str, Any]:
+    """The grid point a spec of `label` runs at."""
+    return {k: getattr(s.model_config, k) for k in study.grids.get(label, {})}
+
+
+def tuning_table(study: Study, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
+    """Every grid point of every label: its validation Recall@20 at the first seed (or "not run yet")
+    and whether it was chosen."""
+    records = load_records(results_dir, study.dataset)
+    rows = []
+    for label in study.models:
+        chosen = chosen_point(study, label, records)
+        for point, s in zip(study.points(label), study.tuning_specs(label)):
+            r = _latest(records, s)
+            rows.append({"model": label, "point": format_point(point),
+                         f"valid {METRIC} (seed {study.seeds[0]})": f"{r['valid'][METRIC]:.4f}" if r else "not run yet",
+                         "best epoch": r["best_epoch"] if r else "", "hours": f"{_hours(r):.2f}" if r else "",
+                         "chosen": point == chosen})
+    return pd.DataFrame(rows)
 
 
 def study_table(study: Study, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
     """One row per model: mean ± std of test Recall/NDCG@20 over its seeds (or what is missing),
     the paired tests of complete models against the best complete baseline on per-user Recall@20,
     the published MMRec Recall@20 (cited, not measured), epochs, wall time, and cap flags."""
+    records = load_records(results_dir, study.dataset)
     found = study_records(study, results_dir)
     complete = {label: [recs[s] for s in study.seeds] for label, recs in found.items()
                 if len(recs) == len(study.seeds)}
@@ -106,14 +207,20 @@ def study_table(study: Study, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
     for label, (model, _) in study.models.items():
         recs = list(found.get(label, {}).values())
         ref = (published(study.dataset, model) or {}).get(METRIC) if label == model else None
-        row: dict[str, Any] = {"model": label, "seeds": f"{len(recs)} of {len(study.seeds)}"}
+        point = chosen_point(study, label, records)
+        n_points = len(study.points(label))
+        tuned = [s for s in study.tuning_specs(label) if _latest(records, s) is not None]
+        row: dict[str, Any] = {"model": label, "seeds": f"{len(recs)} of {len(study.seeds)}",
+                               "tuned": format_point(point) if point is not None
+                               else f"tuning: {len(tuned)} of {n_points} points run"}
         if label in complete:
             for m in ("recall@20", "ndcg@20"):
                 v = np.array([r["test"][m] for r in recs])
                 row[m] = f"{v.mean():.4f} ± {v.std(ddof=1):.4f}" if len(v) > 1 else f"{v.mean():.4f}"
         else:
             done = ", ".join(f"{r['seed']}: {r['test'][METRIC]:.4f}" for r in recs)
-            row["recall@20"] = f"incomplete ({done})" if recs else "not run yet"
+            row["recall@20"] = (f"incomplete ({done})" if recs else "not run yet" if point is not None
+                                else "tuning")
             row["ndcg@20"] = ""
         if label in complete and best is not None and label != best:
             t = compare_runs(complete[label], complete[best], METRIC, results_dir)
@@ -141,7 +248,7 @@ def verdict(study: Study, results_dir: Path = RESULTS_DIR) -> str:
     missing = [label for label in study.models if len(found.get(label, {})) < len(study.seeds)]
     if "recgoat" in missing:
         done = sum(len(v) for v in found.values())
-        return (f"No verdict yet: {done} of {len(study.models) * len(study.seeds)} runs recorded; "
+        return (f"No verdict yet: {done} of {len(study.models) * len(study.seeds)} runs at the tuned points recorded; "
                 f"{len(missing)} of {len(study.models)} models have fewer than {len(study.seeds)} seeds "
                 f"({', '.join(missing)}).")
     table = study_table(study, results_dir).set_index("model")
@@ -158,17 +265,23 @@ def verdict(study: Study, results_dir: Path = RESULTS_DIR) -> str:
 
 
 def plot_study(study: Study, results_dir: Path = RESULTS_DIR):
-    """Test Recall@20 per model, one dot per seed, the cited MMRec number as a cross; None without records."""
+    """Test Recall@20 per model: one filled dot per seed at the chosen grid point, a hollow dot per
+    tuning run that is not (or not yet) counted, the cited MMRec number as a cross; None without records."""
     import matplotlib.pyplot as plt
 
+    records = load_records(results_dir, study.dataset)
     found = study_records(study, results_dir)
-    if not found:
+    tuning = {label: [r for s in study.tuning_specs(label) if (r := _latest(records, s)) is not None
+                      and r not in found.get(label, {}).values()] for label in study.models}
+    if not found and not any(tuning.values()):
         return None
-    fig, ax = plt.subplots(figsize=(8, 0.4 * len(study.models) + 1.2))
+    fig, ax = plt.subplots(figsize=(8, 0.4 * len(study.models) + 1.4))
     labels = list(study.models)
     for y, label in enumerate(labels):
         values = [r["test"][METRIC] for r in found.get(label, {}).values()]
-        ax.plot(values, [y] * len(values), "o", color="C0", label="measured (one dot per seed)" if y == 0 else None)
+        ax.plot(values, [y] * len(values), "o", color="C0", label="measured, chosen point (one dot per seed)")
+        extra = [r["test"][METRIC] for r in tuning[label]]
+        ax.plot(extra, [y] * len(extra), "o", mfc="none", color="C0", label="tuning run, not (yet) chosen")
         model = study.models[label][0]
         ref = (published(study.dataset, model) or {}).get(METRIC) if label == model else None
         if ref:
@@ -200,14 +313,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--executor", default="serial", choices=EXECUTORS)
     args = ap.parse_args(argv)
     study = STUDIES[args.study]
-    found = study_records(study)
-    todo = [(label, s) for label in (args.models or study.models) for s in study.specs(label)
-            if s.seed not in found.get(label, {})]
-    print(f"{study.name}: {len(todo)} runs missing:", ", ".join(f"{label}/{s.seed}" for label, s in todo) or "none")
-    if todo and not (args.plan or args.table_only):
+    ds = None
+    for _ in ("tuning points", "the chosen points' seeds"):  # two rounds: the second follows from the first
+        if not (todo := missing_runs(study, args.models)):
+            break
+        print(f"{study.name}: {len(todo)} runs to train next:", ", ".join(
+            f"{label}/{s.seed} ({format_point(_point(study, label, s))})" for label, s in todo))
+        if args.plan or args.table_only:
+            break
         # ID-only models run on the interactions alone (the LM features cost an hour to encode on one
         # thread and do not enter them); the others on the dataset with its LM text features.
-        ds = load_dataset(study.dataset)
+        ds = load_dataset(study.dataset) if ds is None else ds
         plain = [s for _, s in todo if not uses_features(s)]
         if plain:
             run_many(plain, ds, executor=args.executor, threads=args.threads)
@@ -216,6 +332,8 @@ def main(argv: list[str] | None = None) -> None:
             if ds.item_text is not None and "text" not in ds.item_features:
                 ds = with_lm_features(ds)
             run_many(rest, ds, executor=args.executor, threads=args.threads)
+    print(tuning_table(study).to_markdown(index=False))
+    print("wrote", save_table(tuning_table(study), f"{study.name}_tuning", None))
     table = study_table(study)
     print(table.to_markdown(index=False))
     print("wrote", save_table(table, study.name, None))

@@ -203,3 +203,16 @@ def test_ray_missing_says_how_to_install(tiny, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(RunnerError, match=r'pip install -e "\.\[ray\]"'):
         run_many([spec("tiny", "bpr", FAST, 0, dim=8)], tiny, results_dir=tmp_path, executor="ray")
+
+
+def test_on_eval_always_trains_and_rewrites_the_record(toy, tmp_path, one_thread):
+    """A callback cannot be replayed from a cached record: the spec trains again and its record is rewritten."""
+    s = spec("toy", "bpr", FAST, 0, dim=16)
+    first = run(s, toy, results_dir=tmp_path)
+    seen: list[int] = []
+    again = run(s, toy, results_dir=tmp_path, on_eval=lambda epoch, model: seen.append(epoch))
+    assert seen == [0, 1, 2]  # the fresh model, then every evaluation
+    assert again["key"] == first["key"] and again["date"] >= first["date"]
+    assert again["test"] == pytest.approx(first["test"])  # same seed, same numbers
+    with pytest.raises(RunnerError, match="serial"):
+        run_many([s], toy, results_dir=tmp_path, executor="ray", on_eval=lambda epoch, model: None)

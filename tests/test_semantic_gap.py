@@ -2,6 +2,7 @@
 less to recover, linear distortions leave what a linear probe recovers, the warp does not."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 
@@ -131,3 +132,19 @@ def test_on_axis_interpolates_within_the_curve():
     assert placed["gap"].iloc[0] == pytest.approx(0.75)
     outside = sg.on_axis(stats, 0.5).iloc[0]
     assert np.isnan(outside["gap"]) and outside["position"] == "above"
+
+
+def test_placement_map_covers_the_grid_and_dilution_removes_what_the_views_share(toy):
+    """The map measures the text view against a fixed ID view: here the undistorted view itself (the
+    toy's image vector standing in for text), which shares everything with itself at (0, 0) and less as
+    the preference signal is diluted."""
+    as_text = dataclasses.replace(toy, item_features={"text": toy.item_features["image"]})
+    id_view = as_text.item_features["text"]
+    values = (0.0, 0.5, 1.0)
+    m = sg.placement_map(as_text, id_view, values)
+    assert len(m) == 9 and set(m["gap"]) == set(values) and set(m["dilution"]) == set(values)
+    at = m.set_index(["dilution", "gap"])["text-ID canonical excess"]
+    assert at[(0.0, 0.0)] == pytest.approx(sg.canonical_excess(id_view, id_view), abs=1e-9)
+    assert at[(0.0, 0.0)] > at[(0.5, 0.0)] > at[(1.0, 0.0)]
+    fig = sg.plot_placement(m, float(at[(0.5, 0.0)]), label="probe")
+    assert fig.axes[0].collections  # the filled map and the level set were drawn

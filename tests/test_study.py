@@ -1,8 +1,12 @@
 """The study table rebuilds from records alone, says what is missing and flags capped runs."""
 from __future__ import annotations
 
-from recgoat_lib.runner import run_many
-from recgoat_lib.study import SPORTS_CONVERGED, Study, study_records, study_table, verdict
+from conftest import real_data_or_skip
+
+from recgoat_lib.ablations import ABLATIONS, released_model
+from recgoat_lib.runner import load_records, run_many
+from recgoat_lib.study import (SPORTS_CONVERGED, Study, chosen_point, label_records, missing_runs, remaining_runs,
+                               study_records, study_table, tuning_table, verdict)
 from recgoat_lib.train import TrainConfig
 
 
@@ -21,13 +25,14 @@ def test_study_table_from_records_shows_missing_seeds_and_tests(toy, tmp_path):
     tested = [c for c in table.columns if c.startswith("vs ")]
     assert len(tested) == 1 and table[tested[0]].notna().sum() == 1  # the non-best complete baseline only
     said = verdict(study, tmp_path)
-    assert said.startswith("No verdict yet: 5 of 6 runs recorded") and "recgoat" in said
+    assert said.startswith("No verdict yet: 5 of 6 runs at the tuned points recorded") and "recgoat" in said
     assert set(study_records(study, tmp_path)) == {"bpr", "lightgcn", "recgoat"}
 
 
 def test_sports_study_trains_every_model_the_issue_names_to_convergence():
     assert {"bpr", "lightgcn", "vbpr", "freedom", "bm3", "lgmrec", "lm_inject", "dprec*", "recgoat",
-            "recgoat ID-only"} <= set(SPORTS_CONVERGED.models)
+            "recgoat released", "recgoat ID-only"} <= set(SPORTS_CONVERGED.models)
+    assert {len(SPORTS_CONVERGED.points(label)) for label in SPORTS_CONVERGED.models} == {2}  # equal tuning
     assert SPORTS_CONVERGED.train.patience == 20 and SPORTS_CONVERGED.train.eval_every == 1
     assert len(SPORTS_CONVERGED.seeds) >= 3
     assert all(len(SPORTS_CONVERGED.specs(label)) == 3 for label in SPORTS_CONVERGED.models)  # every config is valid
@@ -38,3 +43,49 @@ def test_which_runs_read_features():
     s = SPORTS_CONVERGED
     assert not uses_features(s.specs("lightgcn")[0]) and not uses_features(s.specs("recgoat ID-only")[0])
     assert uses_features(s.specs("recgoat")[0]) and uses_features(s.specs("freedom")[0])
+
+
+def test_each_model_is_tuned_on_validation_with_the_first_seed_then_runs_every_seed(toy, tmp_path):
+    budget = TrainConfig(epochs=2, batch_size=1024, eval_every=1, patience=5, progress=False)
+    study = Study(name="t", dataset="toy", models={"bpr": ("bpr", {})}, seeds=(0, 1), train=budget, dim=16,
+                  grids={"bpr": {"reg": (1e-4, 10.0)}})  # reg 10 pins the embeddings near 0: the worse point
+    assert [s.model_config.reg for _, s in missing_runs(study, results_dir=tmp_path)] == [1e-4, 10.0]
+    assert study_table(study, tmp_path).loc[0, "tuned"] == "tuning: 0 of 2 points run"
+    run_many([s for _, s in missing_runs(study, results_dir=tmp_path)], toy, results_dir=tmp_path)
+    records = load_records(tmp_path, "toy")
+    assert chosen_point(study, "bpr", records) == {"reg": 1e-4}
+    assert [(s.seed, s.model_config.reg) for _, s in missing_runs(study, results_dir=tmp_path)] == [(1, 1e-4)]
+    tuning = tuning_table(study, tmp_path)
+    assert tuning["chosen"].tolist() == [True, False] and "not run yet" not in tuning.iloc[:, 2].tolist()
+    row = study_table(study, tmp_path).iloc[0]
+    assert row["tuned"] == "reg=0.0001" and row["recall@20"].startswith("incomplete (0: ")
+
+
+def test_released_recgoat_carries_every_released_model_behaviour():
+    released = released_model()
+    for a in ABLATIONS.values():
+        if a.released:
+            assert a.model.items() <= released.items()
+    assert released["cl_sign"] == "released" and released["sinkhorn"] == "released"
+    cfg = SPORTS_CONVERGED.specs("recgoat released")[0].model_config
+    assert cfg.cl_sign == "released" and cfg.user_branch is False and cfg.modalities == ("text",)
+
+
+def test_remaining_runs_count_untried_points_and_the_other_seeds(toy, tmp_path):
+    budget = TrainConfig(epochs=1, batch_size=1024, eval_every=1, patience=5, progress=False)
+    study = Study(name="t", dataset="toy", models={"bpr": ("bpr", {}), "mf": ("bpr", {"reg": 1e-3})},
+                  seeds=(0, 1, 2), train=budget, dim=16, grids={"bpr": {"reg": (1e-4, 10.0)}})
+    assert remaining_runs(study, tmp_path) == {"bpr": 2 + 2, "mf": 3}
+    run_many(study.tuning_specs("bpr") + study.specs("mf")[:1], toy, results_dir=tmp_path)
+    assert remaining_runs(study, tmp_path) == {"bpr": 2, "mf": 2}
+    assert len(label_records(study, "bpr", tmp_path)) == 2
+
+
+def test_study_plan_times_every_model_on_the_timing_only_copy():
+    real_data_or_skip("sports")
+    from recgoat_lib import dry_run
+    study = Study(name="t", dataset="sports", models={"bpr": ("bpr", {}), "lightgcn": ("lightgcn", {})},
+                  seeds=(0, 1), train=TrainConfig(epochs=1000, batch_size=2048, eval_every=1, patience=20), dim=16)
+    plan = dry_run.study_plan(study, max_batches=2)
+    assert plan["model"].tolist() == ["bpr", "lightgcn"] and (plan["s/epoch"] > 0).all()
+    assert plan["epochs from"].tolist() == ["the cap"] * 2 and plan["runs left"].tolist() == [2, 2]
