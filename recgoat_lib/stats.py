@@ -98,17 +98,18 @@ HOLDS, FAILS, UNDECIDED = "holds", "does not hold", "not distinguishable at this
 SPREAD_FACTOR = 2.0
 
 
-def seed_verdict(effects: list[float] | np.ndarray, k: float = SPREAD_FACTOR) -> str:
+def seed_verdict(effects: list[float] | np.ndarray, k: float = SPREAD_FACTOR, floor: float = 0.0) -> str:
     """Verdict on a claim measured once per seed as an effect that the claim says is positive.
 
     The rule: "holds" when the effect is positive in every seed and its mean exceeds `k` standard
-    deviations over seeds (ddof=1); "does not hold" when the same is true of its negative; otherwise
-    (mixed signs, a mean within the seed spread, or fewer than two seeds) "not distinguishable at
-    this budget"."""
+    deviations over seeds (ddof=1) and `floor`; "does not hold" when the same is true of its negative;
+    otherwise (mixed signs, a mean within the seed spread, or fewer than two seeds) "not
+    distinguishable at this budget". `floor` is the measurement's own resolution, for effects whose
+    seed spread can be zero (a held-out accuracy near its ceiling moves in steps of one item)."""
     e = np.asarray(effects, dtype=float)
     if len(e) < 2 or not np.isfinite(e).all():
         return UNDECIDED
-    margin = k * e.std(ddof=1)
+    margin = max(k * e.std(ddof=1), floor)
     if (e > 0).all() and e.mean() > margin:
         return HOLDS
     if (e < 0).all() and -e.mean() > margin:

@@ -26,7 +26,7 @@ from .estimators import (Array, as_points, evaluation_triples, exact_w1, gaussia
                          linear_probe_accuracy, point_clouds, projected_w1, random_directions, recgoat_views,
                          sliced_w1, view_target_error)
 from .models.base import Recommender, bpr_loss
-from .stats import FAILS, HOLDS, UNDECIDED, seed_verdict, spread_text
+from .stats import FAILS, HOLDS, SPREAD_FACTOR, UNDECIDED, seed_verdict, spread_text
 
 
 class TheoryViolation(AssertionError):
@@ -96,6 +96,7 @@ def jensen_check(user: Tensor, views: dict[str, Tensor], weights: dict[str, floa
 # --- Measuring a RecGOAT model over training -------------------------------------------
 
 PROBE_LABEL = "item_topic"
+PROBE_TEST_FRAC = 0.3  # share of items held out by the semantic-consistency probe
 
 
 def _unit(x: Tensor) -> Tensor:
@@ -187,8 +188,15 @@ def probe_table(model: Recommender, ds: Dataset, label: str = PROBE_LABEL, seed:
     inputs = {f"raw {m}": torch.from_numpy(ds.item_features[m]) for m in model.config.modalities}
     inputs.update(views)
     chance = np.bincount(labels).max() / len(labels)
-    return pd.DataFrame([{"view": k, "accuracy": linear_probe_accuracy(v, labels, seed=seed), "majority_class": chance}
-                         for k, v in inputs.items()])
+    held_out = int(round(PROBE_TEST_FRAC * len(labels)))
+    return pd.DataFrame([{"view": k, "accuracy": linear_probe_accuracy(v, labels, PROBE_TEST_FRAC, seed=seed),
+                          "majority_class": chance, "held_out": held_out} for k, v in inputs.items()])
+
+
+def accuracy_difference_floor(p: float, n: int, k: float = SPREAD_FACTOR) -> float:
+    """`k` binomial standard errors of a difference of two accuracies near `p` on `n` held-out items:
+    the smallest probe difference that is more than the probe's own sampling noise."""
+    return k * float(np.sqrt(2 * p * (1 - p) / n))
 
 
 # --- Verdicts --------------------------------------------------------------------------
@@ -303,8 +311,11 @@ def verdicts(paper: list[pd.DataFrame], released: list[pd.DataFrame], kr: pd.Dat
     if probes is None:
         add(claim, "no ground truth on this dataset", NOT_APPLICABLE)
     else:
-        diff = [float(t.set_index("view").loc["fused", "accuracy"] - t.set_index("view").loc["id", "accuracy"])
-                for t in probes]
-        add(claim, f"linear-probe accuracy fused minus ID: {spread_text(diff, '+.3f')} "
-            f"(majority class {probes[0]['majority_class'].iloc[0]:.3f})", seed_verdict(diff))
+        acc = [t.set_index("view")["accuracy"] for t in probes]
+        diff = [float(a["fused"] - a["id"]) for a in acc]
+        floor = accuracy_difference_floor(float(np.mean([(a["fused"] + a["id"]) / 2 for a in acc])),
+                                          int(probes[0]["held_out"].iloc[0]))
+        add(claim, f"linear-probe accuracy fused minus ID: {spread_text(diff, '+.3f')} on "
+            f"{int(probes[0]['held_out'].iloc[0])} held-out items (probe noise floor {floor:.3f}; majority class "
+            f"{probes[0]['majority_class'].iloc[0]:.3f})", seed_verdict(diff, floor=floor))
     return pd.DataFrame(rows)

@@ -141,4 +141,8 @@ def test_seed_verdict_rule():
     assert seed_verdict([0.0003, -0.0001, 0.0002]) == UNDECIDED    # the comprehensiveness case: within noise
     assert seed_verdict([0.001, 0.02, 0.04]) == UNDECIDED          # all positive but mean < 2 sd
     assert seed_verdict([0.5]) == UNDECIDED                         # one seed has no spread
+    # zero seed spread: without a floor any identical difference would hold; the floor is the measurement's noise
+    assert seed_verdict([0.003, 0.003, 0.003]) == HOLDS
+    assert seed_verdict([0.003, 0.003, 0.003], floor=0.0067) == UNDECIDED
+    assert seed_verdict([0.01, 0.012, 0.011], floor=0.005) == HOLDS
     assert spread_text([0.01, 0.03]) == "+0.0200 ± 0.014 over 2 seeds"

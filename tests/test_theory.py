@@ -334,6 +334,7 @@ def test_probe_table_finds_the_topic_in_the_raw_features(shop):
     probes = probe_table(StubFusion(shop), shop).set_index("view")
     assert probes.loc["raw image", "accuracy"] > 0.9
     assert probes["majority_class"].iloc[0] == pytest.approx(0.25)
+    assert probes["held_out"].iloc[0] == round(0.3 * shop.n_items)
     with pytest.raises(ValueError, match="no ground truth"):
         probe_table(StubFusion(shop), shop, label="item_colour")
 
@@ -358,3 +359,11 @@ def test_verdicts_report_what_was_measured(shop):
     assert set(table["verdict"]) <= {HOLDS, FAILS, UNDECIDED, "not applicable"}
     assert (table["seeds"] == 2).all()
     assert (table["dataset"] == "shop").all()
+
+
+def test_probe_floor_is_the_binomial_noise_of_a_difference():
+    from recgoat_lib.theory import accuracy_difference_floor
+    # notebook 06's case: ID 0.997 vs fused 1.000 on 300 held-out items, one item apart in every seed
+    floor = accuracy_difference_floor(0.9983, 300)
+    assert 0.003 < floor == pytest.approx(2 * np.sqrt(2 * 0.9983 * 0.0017 / 300))
+    assert accuracy_difference_floor(0.5, 300) > floor and accuracy_difference_floor(1.0, 300) == 0.0
