@@ -219,8 +219,11 @@ def study_table(study: Study, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
                 row[m] = f"{v.mean():.4f} ± {v.std(ddof=1):.4f}" if len(v) > 1 else f"{v.mean():.4f}"
         else:
             done = ", ".join(f"{r['seed']}: {r['test'][METRIC]:.4f}" for r in recs)
+            so_far = ", ".join(f"{format_point({k: r['model_config'][k] for k in study.grids.get(label, {})})} "
+                               f"seed {r['seed']}: {r['test'][METRIC]:.4f}"
+                               for r in label_records(study, label, results_dir))
             row["recall@20"] = (f"incomplete ({done})" if recs else "not run yet" if point is not None
-                                else "tuning")
+                                else f"tuning (so far {so_far})" if so_far else "tuning")
             row["ndcg@20"] = ""
         if label in complete and best is not None and label != best:
             t = compare_runs(complete[label], complete[best], METRIC, results_dir)
