@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from .data import Dataset
 from .determinism import pin_threads
 from .evaluate import evaluate, evaluate_splits
-from .models.base import Recommender
+from .models.base import LOGITS_BUFFERS, Recommender
 
 RELEASED_SELECT_K = 10  # the released RecGOAT code selects on test NDCG@10
 
@@ -170,6 +170,7 @@ def train(model: Recommender, ds: Dataset, config: TrainConfig, seed: int,
             raise FloatingPointError(f"{type(model).__name__}: loss became {row['loss']} at epoch {epoch + 1}")
 
         if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
+            LOGITS_BUFFERS.release()  # the training step's reused InfoNCE buffers: not held through evaluation
             t1 = time.perf_counter()
             if config.selection == "released":
                 valid, test = None, evaluate(model, ds, "test", config.ks, eval_mode=False)
