@@ -1,6 +1,7 @@
 """BPR training with validation-selected early stopping, resumable checkpoints and per-epoch timings."""
 from __future__ import annotations
 
+import contextlib
 import random
 import resource
 import time
@@ -18,6 +19,7 @@ from .evaluate import evaluate, evaluate_splits
 from .models.base import LOGITS_BUFFERS, Recommender
 
 RELEASED_SELECT_K = 10  # the released RecGOAT code selects on test NDCG@10
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class TrainConfig:
     at the evaluations, made with dropout still on; the released code evaluates every 20 epochs,
     which is `eval_every=20` (set so in `benchmark.RELEASED_TRAIN`, left to the caller here).
     `max_batches` stops each epoch after that many batches: for timing only (`dry_run`), never for results.
+    `precision="bf16"` runs each training forward under bf16 autocast (`training_precision`; opt-in,
+    its accuracy effect on toy is in results/benchmarks/cpu_bf16.csv); evaluation stays fp32.
     """
 
     epochs: int = 1000
@@ -44,8 +48,11 @@ class TrainConfig:
     device: str = "auto"
     progress: bool = True
     max_batches: int | None = None
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.selection not in ("valid", "released"):
             raise ValueError(f"selection must be 'valid' or 'released', got {self.selection!r}")
         if self.selection == "released" and RELEASED_SELECT_K not in self.ks:
@@ -112,11 +119,25 @@ class NegativeSampler:
         return u, p, n
 
 
+def training_precision(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """The context a training forward runs in: nothing for "fp32"; for "bf16", torch.autocast with
+    bfloat16 on `device`'s type, so Linear layers and dense products run in bf16 while parameters,
+    optimizer state and gradients stay fp32 (no loss scaling is needed with bf16's fp32 range). Parts
+    that need fp32 keep it inside (InfoNCE, the GAT attention softmax, the OT cost and Sinkhorn)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+
+
 def train_step(model: Recommender, optimizer: torch.optim.Optimizer,
-               users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:
+               users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
+               precision: str = "fp32") -> dict[str, torch.Tensor]:
     """One optimisation step on a batch of BPR triples; returns the model's loss parts.
     (Shared with benchmarks/, which times this step on a fixed number of batches.)"""
-    parts = model.loss(users, pos, neg)
+    with training_precision(precision, users.device):
+        parts = model.loss(users, pos, neg)
     optimizer.zero_grad()
     parts["loss"].backward()
     optimizer.step()
@@ -160,7 +181,7 @@ def train(model: Recommender, ds: Dataset, config: TrainConfig, seed: int,
         starts = range(0, len(u), config.batch_size)[: config.max_batches]
         for start in starts:
             sl = slice(start, start + config.batch_size)
-            parts = train_step(model, optimizer, u[sl], p[sl], n[sl])
+            parts = train_step(model, optimizer, u[sl], p[sl], n[sl], config.precision)
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
         n_batches = len(starts)

@@ -1,6 +1,7 @@
 """The one interface every recommender implements, so trainer, evaluator and benchmarks never special-case a model."""
 from __future__ import annotations
 
+import contextlib
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -58,6 +59,18 @@ class Recommender(nn.Module, ABC):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+
+def full_precision(t: Tensor) -> contextlib.AbstractContextManager:
+    """Autocast off on `t`'s device: the region computes in its inputs' dtype (fp32) under a bf16 training
+    forward (`train.training_precision`), for sparse products (no bf16 kernel) and the sums and
+    exponentials whose accuracy the losses need."""
+    return torch.autocast(t.device.type, enabled=False)
+
+
+def upcast(t: Tensor) -> Tensor:
+    """`t` in fp32 when autocast made it bf16 or fp16; otherwise `t` itself (fp64 stays fp64)."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
 
 
 def bpr_loss(u: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
@@ -143,9 +156,11 @@ class _UnitInfoNCE(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, a: Tensor, b: Tensor, temperature: float, symmetric: bool) -> Tensor:
+        a, b = upcast(a), upcast(b)  # fp32 under bf16 autocast too
         inv_t = 1.0 / temperature
         e = LOGITS_BUFFERS.take(len(a), len(b), a)
-        torch.addmm(a.new_full((), -inv_t), a, b.T, alpha=inv_t, out=e)  # L - 1/t, in a reused buffer
+        with full_precision(a):
+            torch.addmm(a.new_full((), -inv_t), a, b.T, alpha=inv_t, out=e)  # L - 1/t, in a reused buffer
         positive = e.diagonal() + inv_t
         e.exp_()  # E = exp(L - 1/t), in place: the only [n, n] tensor kept
         row = e.sum(1)

@@ -20,6 +20,8 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 from torch_geometric.nn import GATConv
 
+from .base import full_precision, upcast
+
 
 @dataclass(frozen=True)
 class _Csr:
@@ -116,7 +118,7 @@ def attention_noise(edges: int, heads: int, p: float, training: bool, pattern: E
     None when dropout is off."""
     if not training or p == 0.0:
         return None
-    noise = torch.empty(edges, heads, dtype=like.dtype, device=like.device).bernoulli_(1 - p).div_(1 - p)
+    noise = torch.empty(edges, heads, dtype=torch.float32, device=like.device).bernoulli_(1 - p).div_(1 - p)
     return noise.index_select(0, pattern.by_target.perm).T.contiguous()
 
 
@@ -136,6 +138,13 @@ class EdgeSoftmaxSpmm(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, s_src: Tensor, s_dst: Tensor, x: Tensor, noise: Tensor | None, pattern: EdgePattern,
                 negative_slope: float) -> Tensor:
+        with full_precision(x):  # fp32 under bf16 autocast too (no bf16 sparse kernel; the softmax's sums)
+            return EdgeSoftmaxSpmm._forward(ctx, upcast(s_src), upcast(s_dst), upcast(x), noise, pattern,
+                                            negative_slope)
+
+    @staticmethod
+    def _forward(ctx: Any, s_src: Tensor, s_dst: Tensor, x: Tensor, noise: Tensor | None, pattern: EdgePattern,
+                 negative_slope: float) -> Tensor:
         fwd = pattern.by_target
         score = s_src.T.contiguous().index_select(1, fwd.col) + s_dst.T.contiguous().index_select(1, pattern.row)
         positive = score > 0

@@ -289,8 +289,10 @@ class RecGOAT(Recommender):
     def _transport(self, views: dict[str, Tensor], item_cf: Tensor, extras: dict[str, Tensor]) -> dict[str, Tensor]:
         """Z^m (T^m + Delta^m) per modality; T^m from Sinkhorn on the detached cost, all modalities at once."""
         c = self.config
-        cost = torch.stack([dimension_cost(v.detach(), item_cf.detach(), c.ot_scale) for v in views.values()])
-        plans = transport_plan(cost, c.ot_eps, c.ot_iters, c.sinkhorn)
+        with torch.autocast(item_cf.device.type, enabled=False):  # the cost and Sinkhorn in fp32 under bf16 autocast
+            cost = torch.stack([dimension_cost(v.detach().float(), item_cf.detach().float(), c.ot_scale)
+                                for v in views.values()])
+            plans = transport_plan(cost, c.ot_eps, c.ot_iters, c.sinkhorn)
         diag = plan_diagnostics(plans)
         aligned = {}
         for j, (m, v) in enumerate(views.items()):
