@@ -1,12 +1,15 @@
 """A GATConv whose neighbour aggregation is a sparse x dense product (RecGOAT's GAT branches, issue #9).
 
 PyG's GATConv builds [E, heads, channels] message tensors (gather, multiply, scatter-add); on a kNN
-graph with E ~ 30 N those dominate both the time and, at d = 800, the peak memory. Here the per-edge
-attention [E, heads] is still computed by PyG (same parameters, initialisation, dropout and
-`return_attention_weights`), but out[i, h] = sum_{e: j -> i} alpha[e, h] x[j, h] is one CSR spmm per
-head (measured faster on CPU than one matrix over (node, head) rows), with a hand-written backward:
-the transposed spmm for the features and a sampled dense-dense product (torch.sparse.sampled_addmm)
-for the attention. Nothing of size E x channels is created.
+graph with E ~ 30 N those dominate both the time and, at d = 800, the peak memory. Here
+out[i, h] = sum_{e: j -> i} alpha[e, h] x[j, h] is one CSR spmm per head (measured faster on CPU than
+one matrix over (node, head) rows), with a hand-written backward: the transposed spmm for the features
+and a sampled dense-dense product (torch.sparse.sampled_addmm) for the attention. Nothing of size
+E x channels is created. The attention itself (LeakyReLU, softmax over each target's in-edges,
+dropout) is computed with the aggregation by `EdgeSoftmaxSpmm` on [heads, E] values in target order,
+with segment reductions instead of PyG's scatters and its own backward (issue #16); same parameters,
+initialisation and dropout draws as PyG's GATConv. With `return_attention_weights` PyG's own
+`edge_updater` computes the attention (in edge order, as GATConv returns it) and `AttentionSpmm` aggregates.
 """
 from __future__ import annotations
 
