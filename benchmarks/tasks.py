@@ -33,8 +33,7 @@ from recgoat_lib.data import Dataset, load_dataset
 from recgoat_lib.evaluate import evaluate
 from recgoat_lib.models import build_model
 from recgoat_lib.models.lightgcn import LightGCNPropagation
-from recgoat_lib.train import (NegativeSampler, TrainConfig, resolve_device, seed_everything, train_step,
-                               training_precision)
+from recgoat_lib.train import NegativeSampler, TrainConfig, resolve_device, seed_everything, train_step
 
 from .measure import machine, peak_rss_mb, scaled_dataset, seconds_per_call, sync, synthetic_dataset, timing_features
 
@@ -400,6 +399,8 @@ def epoch_task(data: dict, dim: int, batches: int, eval_calls: int = EVAL_CALLS,
 def recgoat_precision_task(data: dict, dim: int, calls: int, batch_size: int = 4096, seed: int = 2025) -> dict:
     """A RecGOAT training step (`train.train_step`) in fp32 and under bf16 autocast, interleaved in this
     process (best of `calls` rounds each), on the same batch; and each precision's loss on it."""
+    from recgoat_lib.train import training_precision  # here: the epoch task also runs with libraries before it
+
     device = resolve_device("auto")
     ds = make_dataset(data)
     seed_everything(seed)
