@@ -57,10 +57,14 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--rounds", type=int, default=2, help="before/after processes per version")
     parser.add_argument("--batches", type=int, default=6, help="timed batches per Sports epoch estimate")
     parser.add_argument("--out", type=Path, default=OUT_DIR)
+    parser.add_argument("--steps-from", type=Path, default=None,
+                        help="a previous run's JSON whose step rows are reused (only the before/after epochs are run)")
     args = parser.parse_args(argv)
     start, t0 = machine(), time.perf_counter()
     raw = []
-    for name, data, dim in STEPS:
+    if args.steps_from is not None:
+        raw += [r for r in json.loads(args.steps_from.read_text())["raw"] if r["group"] == "steps"]
+    for name, data, dim in STEPS if args.steps_from is None else ():
         task = {"task": "recgoat_floor", "data": data, "dim": dim, "calls": args.calls}
         raw.append({"group": "steps", "shape": name, "task": task, **run_task(task, TIMEOUT_S, args.threads)})
     with tempfile.TemporaryDirectory() as before:
@@ -73,6 +77,7 @@ def main(argv: list[str] | None = None) -> Path:
     tables = summarise(raw)
     label = f"{start['device']}_floor"
     record = {"label": label, "threads": args.threads, "before": {"ref": args.before_ref, "commit": commit},
+              "steps_from": str(args.steps_from) if args.steps_from else None,
               "gpu": "CUDA used" if start["gpu_available"] else "no GPU available: every number is CPU",
               "machine_start": start, "machine_end": machine(), "total_s": time.perf_counter() - t0, "raw": raw,
               "tables": {k: v.to_dict(orient="records") for k, v in tables.items()}}

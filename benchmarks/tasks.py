@@ -2,7 +2,7 @@
 
 Running each measurement in a fresh process makes its peak RSS its own (not the maximum of
 everything measured before it). A task is a dict with "task" in {"model", "oat", "lm", "recgoat_parts",
-"recgoat_floor", "epoch"}:
+"recgoat_floor", "recgoat_precision", "epoch"}:
 
 - model: build a registered model on a dataset, time a fixed number of training steps
   (`train.train_step`, exactly what `train.train` runs per batch) and extrapolate to an
@@ -14,6 +14,7 @@ everything measured before it). A task is a dict with "task" in {"model", "oat",
 - lm: throughput of the sentence-transformers text encoder.
 - recgoat_parts: seconds of each part of one RecGOAT training step (what its epoch pays for).
 - recgoat_floor: a RecGOAT training step next to the bare products it cannot avoid (its floor).
+- recgoat_precision: a RecGOAT training step in fp32 and under bf16 autocast (train.TrainConfig.precision).
 - epoch: a RecGOAT epoch and a valid + test evaluation, for timing one library version against another.
 """
 from __future__ import annotations
@@ -397,8 +398,36 @@ def epoch_task(data: dict, dim: int, batches: int, eval_calls: int = EVAL_CALLS,
             "eval_users": len(users), "peak_rss_mb": peak_memory().rss_mb}
 
 
+def recgoat_precision_task(data: dict, dim: int, calls: int, batch_size: int = 4096, seed: int = 2025) -> dict:
+    """A RecGOAT training step (`train.train_step`) in fp32 and under bf16 autocast, interleaved in this
+    process (best of `calls` rounds each), on the same batch; and each precision's loss on it."""
+    from recgoat_lib.train import training_precision  # here: the epoch task also runs with libraries before it
+
+    device = resolve_device("auto")
+    ds = make_dataset(data)
+    seed_everything(seed)
+    net = build_model("recgoat", ds, _modalities_of(data, dim)).to(device).train()
+    optimizer = torch.optim.Adam(net.parameters(), lr=TrainConfig().lr)
+    u, p, n = (torch.from_numpy(a[:batch_size]).to(device)
+               for a in NegativeSampler(ds).epoch(np.random.default_rng(seed)))
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        net.load_state_dict(state)
+        torch.manual_seed(seed)
+        with torch.no_grad(), training_precision(precision, device):
+            losses[precision] = float(net.loss(u, p, n)["loss"])
+    steps = {precision: lambda precision=precision: train_step(net, optimizer, u, p, n, precision=precision)
+             for precision in ("fp32", "bf16")}
+    best = _best_interleaved(steps, calls, device)
+    return {"dataset": ds.name, "dim": dim, "batch_size": len(u), "timed_rounds": calls,
+            "fp32_step_s": best["fp32"], "bf16_step_s": best["bf16"], "bf16_speedup": best["fp32"] / best["bf16"],
+            "fp32_loss": losses["fp32"], "bf16_loss": losses["bf16"],
+            "bf16_rel_loss_diff": abs(losses["bf16"] / losses["fp32"] - 1), "peak_rss_mb": peak_memory().rss_mb}
+
+
 TASKS = {"model": model_task, "epoch": epoch_task, "oat": oat_task, "lm": lm_task, "recgoat_parts": recgoat_parts_task,
-         "recgoat_floor": recgoat_floor_task}
+         "recgoat_floor": recgoat_floor_task, "recgoat_precision": recgoat_precision_task}
 
 
 def main(argv: list[str]) -> None:

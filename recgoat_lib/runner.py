@@ -72,6 +72,8 @@ class RunSpec:
         t.pop("progress")
         if t["max_batches"] is None:  # the usual case; so the keys of full-epoch runs never mention it
             t.pop("max_batches")
+        if t["precision"] == "fp32":  # likewise: fp32 runs' keys are those made before the switch existed
+            t.pop("precision")
         return {"dataset": self.dataset, "model": self.model, "model_config": asdict(self.model_config),
                 "train": t, "seed": self.seed}
 

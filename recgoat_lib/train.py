@@ -6,6 +6,7 @@ early stopping, checkpoints, `on_eval`); `train` runs it on BPR triples for the 
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 import time
@@ -22,9 +23,10 @@ from .data import Dataset
 from .determinism import pin_threads
 from .evaluate import EvalResult, evaluate, evaluate_splits
 from .memory import peak_memory
-from .models.base import Recommender
+from .models.base import LOGITS_BUFFERS, Recommender
 
 RELEASED_SELECT_K = 10  # the released RecGOAT code selects on test NDCG@10
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class TrainConfig:
     at the evaluations, made with dropout still on; the released code evaluates every 20 epochs,
     which is `eval_every=20` (set so in `protocol.RELEASED_TRAIN`, left to the caller here).
     `max_batches` stops each epoch after that many batches: for timing only (`dry_run`), never for results.
+    `precision="bf16"` runs each training forward under bf16 autocast (`training_precision`; opt-in,
+    its accuracy effect on toy is in results/benchmarks/cpu_bf16.csv); evaluation stays fp32.
     """
 
     epochs: int = 1000
@@ -51,8 +55,11 @@ class TrainConfig:
     device: str = "auto"
     progress: bool = True
     max_batches: int | None = None
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.selection not in ("valid", "released"):
             raise ValueError(f"selection must be 'valid' or 'released', got {self.selection!r}")
         if self.selection == "released" and RELEASED_SELECT_K not in self.ks:
@@ -119,11 +126,25 @@ class NegativeSampler:
         return u, p, n
 
 
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, *batch: torch.Tensor) -> dict[str, torch.Tensor]:
-    """One optimisation step on one batch (BPR triples users, pos, neg, or sequences and targets);
-    returns the model's loss parts. (Shared with benchmarks/, which times this step on a fixed
-    number of batches.)"""
-    parts = model.loss(*batch)
+def training_precision(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """The context a training forward runs in: nothing for "fp32"; for "bf16", torch.autocast with
+    bfloat16 on `device`'s type, so Linear layers and dense products run in bf16 while parameters,
+    optimizer state and gradients stay fp32 (no loss scaling is needed with bf16's fp32 range). Parts
+    that need fp32 keep it inside (InfoNCE, the GAT attention softmax, the OT cost and Sinkhorn)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, *batch: torch.Tensor,
+               precision: str = "fp32") -> dict[str, torch.Tensor]:
+    """One optimisation step on one batch (BPR triples users, pos, neg, or sequences and targets) in
+    `precision`; returns the model's loss parts. (Shared with benchmarks/, which times this step on a
+    fixed number of batches.)"""
+    with training_precision(precision, batch[0].device):
+        parts = model.loss(*batch)
     optimizer.zero_grad()
     parts["loss"].backward()
     optimizer.step()
@@ -172,7 +193,7 @@ def fit(model: nn.Module, config: TrainConfig, seed: int, epoch_batches: EpochBa
         sums: dict[str, float] = {}
         n_batches = 0
         for batch in itertools.islice(epoch_batches(rng, device), config.max_batches):
-            parts = train_step(model, optimizer, *batch)
+            parts = train_step(model, optimizer, *batch, precision=config.precision)
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             n_batches += 1
@@ -182,6 +203,7 @@ def fit(model: nn.Module, config: TrainConfig, seed: int, epoch_batches: EpochBa
             raise FloatingPointError(f"{type(model).__name__}: loss became {row['loss']} at epoch {epoch + 1}")
 
         if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
+            LOGITS_BUFFERS.release()  # the training step's reused InfoNCE buffers: not held through evaluation
             t1 = time.perf_counter()
             score, results = select(model)
             eval_times.append(time.perf_counter() - t1)

@@ -161,3 +161,12 @@ def test_floor_summary_compares_versions_and_losses():
     assert got["Sports epoch, before / after"] == pytest.approx(2.5)  # fastest run of each version
     assert got["valid + test evaluation / matmul + top-k floor (after)"] == pytest.approx(1.2)
     assert tables["versus"]["max_rel_loss_diff_vs_before"].iloc[0] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_recgoat_precision_task_times_both_precisions_on_one_batch():
+    from benchmarks.tasks import recgoat_precision_task
+    data = {"shape": [300, 120, 1500], "item_dims": {"text": 16}, "user_dims": {"text": 16}}
+    row = recgoat_precision_task(data, dim=16, calls=1, batch_size=256)
+    assert row["fp32_step_s"] > 0 and row["bf16_step_s"] > 0
+    assert row["bf16_speedup"] == pytest.approx(row["fp32_step_s"] / row["bf16_step_s"])
+    assert np.isfinite(row["bf16_loss"]) and row["bf16_rel_loss_diff"] < 0.02

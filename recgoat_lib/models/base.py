@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -72,6 +73,18 @@ class Recommender(nn.Module, ABC):
         return next(self.parameters()).device
 
 
+def full_precision(t: Tensor) -> contextlib.AbstractContextManager:
+    """Autocast off on `t`'s device: the region computes in its inputs' dtype (fp32) under a bf16 training
+    forward (`train.training_precision`), for sparse products (no bf16 kernel) and the sums and
+    exponentials whose accuracy the losses need."""
+    return torch.autocast(t.device.type, enabled=False)
+
+
+def upcast(t: Tensor) -> Tensor:
+    """`t` in fp32 when autocast made it bf16 or fp16; otherwise `t` itself (fp64 stays fp64)."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
+
+
 def bpr_loss(u: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
     """Bayesian personalised ranking: -log sigmoid(s(u, pos) - s(u, neg)), averaged."""
     return -nn.functional.logsigmoid((u * pos).sum(-1) - (u * neg).sum(-1)).mean()
@@ -94,6 +107,53 @@ FUSED_MIN_TEMPERATURE = 2.0 / 80.0
 _BLOCK_ROWS = 256  # rows per block of the in-place InfoNCE gradient
 
 
+class LogitsBuffers:
+    """[n, m] buffers for InfoNCE's logits, kept between training steps and reused (CPU only).
+
+    A fresh tensor of that size (130 MB at 5,720 rows) is a fresh mapping from the C allocator, whose
+    first write page-faults every page: on CPU that cost as much as the logits product itself. A step
+    takes one buffer per InfoNCE term and gives it back after that term's backward, so a steady run
+    allocates them once. At most `keep` buffers are held between steps; `release()` frees them (the
+    trainer does so before each evaluation, so they never add to its peak memory). CUDA's caching
+    allocator already reuses memory: there a plain allocation is made. One pool per thread.
+    """
+
+    def __init__(self, keep: int = 6, slack: float = 1.1):
+        self.keep, self.slack = keep, slack
+        self._local = threading.local()
+
+    @property
+    def free(self) -> list[Tensor]:
+        if not hasattr(self._local, "free"):
+            self._local.free = []
+        return self._local.free
+
+    def take(self, n: int, m: int, like: Tensor) -> Tensor:
+        """An uninitialised [n, m] tensor of `like`'s dtype and device (a view of a flat pooled buffer on CPU)."""
+        if like.device.type != "cpu":
+            return torch.empty(n, m, dtype=like.dtype, device=like.device)
+        fits = [i for i, buf in enumerate(self.free) if buf.dtype == like.dtype and buf.numel() >= n * m]
+        if fits:
+            flat = self.free.pop(min(fits, key=lambda i: self.free[i].numel()))
+        else:
+            flat = torch.empty(int(n * m * self.slack), dtype=like.dtype)
+        return flat[: n * m].view(n, m)
+
+    def give(self, t: Tensor) -> None:
+        """Return a tensor from `take` (its flat buffer goes back to the pool; nothing else may use `t` after)."""
+        if t.device.type == "cpu":
+            flat = t if t._base is None else t._base
+            self.free.append(flat)
+            while len(self.free) > self.keep:
+                self.free.pop(0)
+
+    def release(self) -> None:
+        self.free.clear()
+
+
+LOGITS_BUFFERS = LogitsBuffers()
+
+
 class _UnitInfoNCE(torch.autograd.Function):
     """InfoNCE of unit rows `a`, `b` with a hand-written backward: 3 products of the logits' size and
     one exponential, where autograd through two logsumexps pays each exponential twice more.
@@ -108,15 +168,21 @@ class _UnitInfoNCE(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, a: Tensor, b: Tensor, temperature: float, symmetric: bool) -> Tensor:
+        a, b = upcast(a), upcast(b)  # fp32 under bf16 autocast too
         inv_t = 1.0 / temperature
-        e = (a * inv_t) @ b.T  # L
-        positive = e.diagonal().clone()
-        e.sub_(inv_t).exp_()  # E = exp(L - 1/t), in place: the only [n, n] tensor kept
+        e = LOGITS_BUFFERS.take(len(a), len(b), a)
+        with full_precision(a):
+            torch.addmm(a.new_full((), -inv_t), a, b.T, alpha=inv_t, out=e)  # L - 1/t, in a reused buffer
+        positive = e.diagonal() + inv_t
+        e.exp_()  # E = exp(L - 1/t), in place: the only [n, n] tensor kept
         row = e.sum(1)
         loss = (row.log() + inv_t - positive).mean()
         col = e.sum(0) if symmetric else None
         if symmetric:
             loss = (loss + (col.log() + inv_t - positive).mean()) / 2
+        if not any(ctx.needs_input_grad[:2]):  # no backward will read E
+            LOGITS_BUFFERS.give(e)
+            e = None
         ctx.save_for_backward(a, b, e, row, col)
         ctx.inv_t = inv_t
         return loss
@@ -136,7 +202,9 @@ class _UnitInfoNCE(torch.autograd.Function):
             for start in range(0, n, _BLOCK_ROWS):
                 g[start:start + _BLOCK_ROWS].mul_(row_w[start:start + _BLOCK_ROWS] + col_w)
         g.diagonal().sub_(grad * inv_t / n)
-        return g @ b, g.T @ a, None, None
+        grad_a, grad_b = g @ b, g.T @ a
+        LOGITS_BUFFERS.give(g)
+        return grad_a, grad_b, None, None
 
 
 def info_nce(a: Tensor, b: Tensor, temperature: float, symmetric: bool = True, normalised: bool = False) -> Tensor:

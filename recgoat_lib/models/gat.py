@@ -1,12 +1,15 @@
 """A GATConv whose neighbour aggregation is a sparse x dense product (RecGOAT's GAT branches, issue #9).
 
 PyG's GATConv builds [E, heads, channels] message tensors (gather, multiply, scatter-add); on a kNN
-graph with E ~ 30 N those dominate both the time and, at d = 800, the peak memory. Here the per-edge
-attention [E, heads] is still computed by PyG (same parameters, initialisation, dropout and
-`return_attention_weights`), but out[i, h] = sum_{e: j -> i} alpha[e, h] x[j, h] is one CSR spmm per
-head (measured faster on CPU than one matrix over (node, head) rows), with a hand-written backward:
-the transposed spmm for the features and a sampled dense-dense product (torch.sparse.sampled_addmm)
-for the attention. Nothing of size E x channels is created.
+graph with E ~ 30 N those dominate both the time and, at d = 800, the peak memory. Here
+out[i, h] = sum_{e: j -> i} alpha[e, h] x[j, h] is one CSR spmm per head (measured faster on CPU than
+one matrix over (node, head) rows), with a hand-written backward: the transposed spmm for the features
+and a sampled dense-dense product (torch.sparse.sampled_addmm) for the attention. Nothing of size
+E x channels is created. The attention itself (LeakyReLU, softmax over each target's in-edges,
+dropout) is computed with the aggregation by `EdgeSoftmaxSpmm` on [heads, E] values in target order,
+with segment reductions instead of PyG's scatters and its own backward (issue #16); same parameters,
+initialisation and dropout draws as PyG's GATConv. With `return_attention_weights` PyG's own
+`edge_updater` computes the attention (in edge order, as GATConv returns it) and `AttentionSpmm` aggregates.
 """
 from __future__ import annotations
 
@@ -17,7 +20,10 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 from torch_geometric.nn import GATConv
+
+from .base import full_precision, upcast
 
 
 @dataclass(frozen=True)
@@ -51,14 +57,28 @@ class _Csr:
 
 @dataclass(frozen=True)
 class EdgePattern:
-    """A graph's edges grouped by target (forward) and by source (backward: the transposed product)."""
+    """A graph's edges grouped by target (forward) and by source (backward: the transposed product).
+
+    For the fused attention (`EdgeSoftmaxSpmm`): `row[k]` is the target of nonzero k of `by_target`,
+    `to_source[m]` the position in `by_target` of nonzero m of `by_source`, and `offsets` is
+    `by_target.ptr` repeated per head (the segments of `torch.segment_reduce` over [heads, E] values).
+    """
     by_target: _Csr
     by_source: _Csr
+    row: Tensor
+    to_source: Tensor
+    heads: int
+    offsets: Tensor
 
     @classmethod
-    def of(cls, edge_index: Tensor, n: int) -> "EdgePattern":
+    def of(cls, edge_index: Tensor, n: int, heads: int = 1) -> "EdgePattern":
         src, dst = edge_index
-        return cls(_Csr.group(dst, src, n), _Csr.group(src, dst, n))
+        by_target, by_source = _Csr.group(dst, src, n), _Csr.group(src, dst, n)
+        row = torch.repeat_interleave(torch.arange(n, device=src.device), by_target.ptr.diff())
+        position = torch.empty_like(by_target.perm)
+        position[by_target.perm] = torch.arange(len(position), device=src.device)
+        offsets = by_target.ptr.expand(heads, -1).contiguous()
+        return cls(by_target, by_source, row, position[by_source.perm], heads, offsets)
 
 
 class AttentionSpmm(torch.autograd.Function):
@@ -87,6 +107,77 @@ class AttentionSpmm(torch.autograd.Function):
                 for h, v in enumerate(values)])
             grad_alpha = torch.empty_like(alpha).index_copy_(0, fwd.perm, sampled.T)
         return grad_alpha, grad_x, None
+
+
+def _segment(values: Tensor, pattern: EdgePattern, reduce: str) -> Tensor:
+    """Per head and target node, the `reduce` ("max", "sum") of `values` [heads, E] (target order) over its in-edges."""
+    return torch.segment_reduce(values, reduce, offsets=pattern.offsets, axis=1)
+
+
+def attention_noise(edges: int, heads: int, p: float, training: bool, pattern: EdgePattern,
+                    like: Tensor) -> Tensor | None:
+    """The dropout noise F.dropout(alpha, p) would multiply PyG's [E, heads] attention by (mask / (1 - p), drawn
+    from the same generator calls, so a seed drops the same edges), as [heads, E] in `pattern`'s target order;
+    None when dropout is off."""
+    if not training or p == 0.0:
+        return None
+    noise = torch.empty(edges, heads, dtype=torch.float32, device=like.device).bernoulli_(1 - p).div_(1 - p)
+    return noise.index_select(0, pattern.by_target.perm).T.contiguous()
+
+
+class EdgeSoftmaxSpmm(torch.autograd.Function):
+    """GAT attention and aggregation in one function, with a hand-written backward (issue #16).
+
+    From the node scores s_src, s_dst [N, H] (PyG's alpha_j, alpha_i) and the messages x [N, H, C]:
+    e = LeakyReLU(s_src[j] + s_dst[i]) per edge j -> i, alpha = softmax of e over each target's
+    in-edges (max-shifted, PyG's + 1e-16 in the denominator), alpha * noise (the dropout mask of
+    `attention_noise`, or None) and out[i, h] = sum_j alpha[e, h] x[j, h]: the values PyG's
+    `GATConv.edge_updater` followed by `AttentionSpmm` compute. All edge work is on [H, E] tensors
+    in target order (CSR segments, so the per-target max and sums are `torch.segment_reduce`
+    instead of scatters over a random order), and the backward of the softmax, of the LeakyReLU and
+    of the two score gathers is written out: no [E, H] tensor is permuted or scattered per call.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, s_src: Tensor, s_dst: Tensor, x: Tensor, noise: Tensor | None, pattern: EdgePattern,
+                negative_slope: float) -> Tensor:
+        with full_precision(x):  # fp32 under bf16 autocast too (no bf16 sparse kernel; the softmax's sums)
+            return EdgeSoftmaxSpmm._forward(ctx, upcast(s_src), upcast(s_dst), upcast(x), noise, pattern,
+                                            negative_slope)
+
+    @staticmethod
+    def _forward(ctx: Any, s_src: Tensor, s_dst: Tensor, x: Tensor, noise: Tensor | None, pattern: EdgePattern,
+                 negative_slope: float) -> Tensor:
+        fwd = pattern.by_target
+        score = s_src.T.contiguous().index_select(1, fwd.col) + s_dst.T.contiguous().index_select(1, pattern.row)
+        positive = score > 0
+        score = torch.nn.functional.leaky_relu(score, negative_slope)
+        shifted = score.sub_(_segment(score, pattern, "max").index_select(1, pattern.row)).exp_()
+        alpha = shifted.div_((_segment(shifted, pattern, "sum") + 1e-16).index_select(1, pattern.row))
+        dropped = alpha if noise is None else alpha * noise
+        ctx.save_for_backward(x, alpha, dropped, positive, noise)
+        ctx.pattern, ctx.negative_slope = pattern, negative_slope
+        return fwd.spmm(dropped, x)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, Tensor, Tensor, None, None, None]:
+        x, alpha, dropped, positive, noise = ctx.saved_tensors
+        pattern: EdgePattern = ctx.pattern
+        fwd, bwd = pattern.by_target, pattern.by_source
+        grad_x = bwd.spmm(dropped.index_select(1, pattern.to_source), grad_out)
+        grad_alpha = torch.stack([  # <grad_out[i, h], x[j, h]> at each edge (the values passed in are ignored)
+            torch.sparse.sampled_addmm(fwd.matrix(v), grad_out[:, h], x[:, h].contiguous().T, beta=0.0).values()
+            for h, v in enumerate(dropped)])
+        if noise is not None:
+            grad_alpha.mul_(noise)
+        # softmax: d e = alpha * (d alpha - sum over the target's in-edges of alpha * d alpha)
+        weighted = grad_alpha.mul_(alpha)
+        grad_score = weighted.sub_(alpha * _segment(weighted, pattern, "sum").index_select(1, pattern.row))
+        grad_score = torch.where(positive, grad_score, grad_score * ctx.negative_slope)
+        grad_dst = _segment(grad_score, pattern, "sum")
+        grad_src = torch.zeros_like(grad_dst).index_add_(1, fwd.col, grad_score)
+        return grad_src.T, grad_dst.T, grad_x, None, None, None
 
 
 class SparseGATConv(GATConv):
@@ -126,9 +217,15 @@ class SparseGATConv(GATConv):
             raise ValueError("SparseGATConv: edge_attr and size are not supported")
         heads, channels = self.heads, self.out_channels
         h = self.lin(x).view(-1, heads, channels)
-        alpha = self.edge_updater(edge_index, alpha=((h * self.att_src).sum(-1), (h * self.att_dst).sum(-1)),
-                                  edge_attr=None, size=None)
-        out = AttentionSpmm.apply(alpha, h, self._pattern(edge_index, h.size(0))).reshape(-1, heads * channels)
+        scores = (h * self.att_src).sum(-1), (h * self.att_dst).sum(-1)
+        pattern = self._pattern(edge_index, h.size(0))
+        if return_attention_weights:  # PyG's attention in edge order, as GATConv returns it
+            alpha = self.edge_updater(edge_index, alpha=scores, edge_attr=None, size=None)
+            out = AttentionSpmm.apply(alpha, h, pattern)
+        else:
+            noise = attention_noise(edge_index.size(1), heads, self.dropout, self.training, pattern, h)
+            out = EdgeSoftmaxSpmm.apply(*scores, h, noise, pattern, self.negative_slope)
+        out = out.reshape(-1, heads * channels)
         if self.bias is not None:
             out = out + self.bias
         if return_attention_weights:
@@ -138,7 +235,10 @@ class SparseGATConv(GATConv):
     def _pattern(self, edge_index: Tensor, n: int) -> EdgePattern:
         cache = self._cache
         if cache is None or cache[0]() is not edge_index or cache[1:3] != (edge_index._version, n):
-            cache = self._cache = (weakref.ref(edge_index), edge_index._version, n, EdgePattern.of(edge_index, n))
+            if edge_index.numel() and int(edge_index.max()) >= n:
+                raise IndexError(f"SparseGATConv: edge_index refers to node {int(edge_index.max())} of only {n}")
+            cache = self._cache = (weakref.ref(edge_index), edge_index._version, n,
+                                   EdgePattern.of(edge_index, n, self.heads))
         return cache[3]
 
     def __getstate__(self) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from ..data import Dataset
 from ..graphs import to_torch_sparse, user_item_adjacency
-from .base import Embeddings, Recommender, bpr_loss, l2_reg
+from .base import Embeddings, Recommender, bpr_loss, full_precision, l2_reg, upcast
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,8 @@ class SymmetricSpMM(torch.autograd.Function):
     @staticmethod
     def forward(ctx, adj: Tensor, x: Tensor) -> Tensor:
         ctx.adj = adj
-        return torch.sparse.mm(adj, x)
+        with full_precision(x):  # no bf16 sparse kernel: fp32 under bf16 autocast too
+            return torch.sparse.mm(adj, upcast(x))
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[None, Tensor]:
