@@ -94,6 +94,9 @@ def test_answers_quote_the_records(results, toy_study, variants):
     text = inv.answers(variants, toy_study, results)
     base = inv.valid_curve(found[inv.DEFAULT])[EPOCHS]
     assert f"{base:.4f}" in text[8] and "one seed" in text[8] and "items unnormalised" in text[8]
+    first = inv.valid_curve(found[inv.DEFAULT])[1]
+    assert f"{base - first:+.4f} over its last 1 epochs" in text[8]
+    assert f"converged best: {ref['valid']['recall@20']:.4f}" in text[8]
     log = inv.read_plan_log(found["RecGOAT text, released Sinkhorn"], results)
     assert list(log["epoch"]) == list(range(EPOCHS + 1))  # initialisation, then every epoch
     assert f"{log['mass'].iloc[0]:.4g} at initialisation" in text[9]
@@ -120,3 +123,8 @@ def test_item_norm_switch(toy):
     assert torch.allclose(a.norm(dim=1), torch.ones(len(a)), atol=1e-5)
     assert torch.allclose(b.item, b.extras["item_cf"])
     assert torch.isfinite(raw.loss(torch.tensor([0, 1]), torch.tensor([0, 1]), torch.tensor([2, 3]))["loss"])
+
+
+def test_answers_markdown_lists_every_item():
+    text = inv.answers_markdown({8: "a.", 9: "b.", 10: "c."})
+    assert text.splitlines() == ["- **Item 8.** a.", "- **Item 9.** b.", "- **Item 10.** c."]
