@@ -231,14 +231,16 @@ def answers(variants: tuple[Variant, ...] = VARIANTS, study: Study = SPORTS_CONV
         if log is not None and len(log):
             first, final = log.iloc[0], log.iloc[-1]
             n_rows = int(round(1 / first["row_mass_target"]))
-            init = (f"; in eval mode its mass is {first['mass']:.4g} at initialisation and {final['mass']:.4g} after "
+            init = (f"; in eval mode its mass is {first['mass']:.5f} at initialisation and {final['mass']:.5f} after "
                     f"epoch {int(final['epoch'])}, its largest row-marginal error {first['row_error']:.3g} and "
                     f"{final['row_error']:.3g} (a uniform row holds 1/{n_rows}), with "
                     f"{first['zero_rows']:.0f} and {final['zero_rows']:.0f} of the rows empty and "
-                    f"{first['kernel_zero_share']:.1%} and {final['kernel_zero_share']:.1%} of exp(-C/eps) 0 in fp32")
+                    f"{first['kernel_zero_share']:.1%} and {final['kernel_zero_share']:.1%} of exp(-C/eps) 0 in fp32 "
+                    f"(median C/eps {first['cost_over_eps_median']:.3g} and {final['cost_over_eps_median']:.3g}; "
+                    f"fp32 exp underflows to 0 beyond about 104)")
         out[9] = (f"With the released Sinkhorn on {study.dataset} item text ({rec9['epochs_run']} epochs, one seed, "
                   f"no user branch), the plan's mass per epoch (training, mean over batches; a valid plan has 1) runs "
-                  f"from {masses[0][1]:.4g} to {masses[-1][1]:.4g} and is below {COLLAPSED_MASS:g} in {collapsed} of "
+                  f"from {masses[0][1]:.5f} to {masses[-1][1]:.5f} and is below {COLLAPSED_MASS:g} in {collapsed} of "
                   f"{len(masses)} epochs{init}.")
     v10 = next((v for v in variants if v.item == 10), None)
     rec10 = found.get(v10.label) if v10 else None

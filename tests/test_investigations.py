@@ -99,7 +99,7 @@ def test_answers_quote_the_records(results, toy_study, variants):
     assert f"converged best: {ref['valid']['recall@20']:.4f}" in text[8]
     log = inv.read_plan_log(found["RecGOAT text, released Sinkhorn"], results)
     assert list(log["epoch"]) == list(range(EPOCHS + 1))  # initialisation, then every epoch
-    assert f"{log['mass'].iloc[0]:.4g} at initialisation" in text[9]
+    assert f"{log['mass'].iloc[0]:.5f} at initialisation" in text[9]
     inject = inv.valid_curve(found["lm_inject text"])[EPOCHS]
     assert f"{inject:.4f}" in text[10] and f"{base:.4f}" in text[10]
 
