@@ -60,6 +60,7 @@ INFONCE = ("symmetric", "one_way")
 CL_ITEMS = ("unique", "batch")
 GAT_ACTIVATIONS = ("leaky_relu", "none")
 INITS = ("xavier", "normal")
+ITEM_NORMS = ("ln_l2", "none")
 NORMAL_INIT_STD = 0.1  # the released code's N(0, 0.1^2) embedding initialisation
 LOGGED_EXTRAS = ("fusion_", "plan_mass_", "plan_row_error_", "plan_col_error_")  # scalars shown in training history
 
@@ -82,6 +83,9 @@ class RecGOATConfig:
     the attention dropout inside the layer and the dropout after fusion.
     init: ID embeddings Xavier-uniform ("xavier") or N(0, 0.1^2) ("normal", the released code).
     The paper does not state this initialisation, so Xavier (our choice before the audit) stays.
+    item_norm: the fused item vector through LayerNorm, dropout and L2 normalisation ("ln_l2", the
+    paper and the released code), or scored as it is, as LightGCN scores ("none"; an investigation
+    switch: unit items against unnormalised users fix the score scale, issue #17 item 8).
     infonce: "symmetric" (a->b and b->a averaged) or "one_way" (a->b only, the released code).
     The paper writes CMCL as InfoNCE with in-batch negatives without fixing a direction; the
     default keeps the symmetric reading and the one-way one is measured in notebook 08.
@@ -108,6 +112,7 @@ class RecGOATConfig:
     gat_activation: str = "leaky_relu"
     gat_out_dropout: float = 0.1
     init: str = "xavier"
+    item_norm: str = "ln_l2"
     user_branch: bool = True
     user_fusion: str = "align"
     cl_weight: float = 0.032
@@ -136,7 +141,7 @@ class RecGOATConfig:
                                      ("cl_user_sign", self.cl_user_sign, CL_USER_SIGNS),
                                      ("infonce", self.infonce, INFONCE), ("cl_items", self.cl_items, CL_ITEMS),
                                      ("gat_activation", self.gat_activation, GAT_ACTIVATIONS),
-                                     ("init", self.init, INITS)):
+                                     ("init", self.init, INITS), ("item_norm", self.item_norm, ITEM_NORMS)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         if self.gat_layers < 0:
@@ -277,7 +282,7 @@ class RecGOAT(Recommender):
                 extras[f"fusion_{m}"] = self.weights[m].detach()
         # Step 4: LayerNorm, dropout, L2 normalisation (docs/paper.md#residual-and-fusion); Step 5 scores
         # user . item (docs/paper.md#step-5-prediction-and-loss)
-        item = F.normalize(self.dropout(self.norm(fused)), dim=1)
+        item = F.normalize(self.dropout(self.norm(fused)), dim=1) if c.item_norm == "ln_l2" else fused
         return Embeddings(user, item, extras)
 
     def ranking_forward(self) -> Embeddings:
@@ -317,7 +322,8 @@ class RecGOAT(Recommender):
         # the fused item rows are unit length already; the user rows are normalised once per unique user (not per
         # duplicate in the batch) and, with user_fusion="align" (emb.user is z_u^cf), serve the user pair too
         unit_user = F.normalize(emb.user, dim=1)
-        cl_ui = info_nce(unit_user[inverse], p, c.cl_temperature, symmetric, normalised=True)
+        unit_p = p if c.item_norm == "ln_l2" else F.normalize(p, dim=1)
+        cl_ui = info_nce(unit_user[inverse], unit_p, c.cl_temperature, symmetric, normalised=True)
         terms = []  # per CMCL pair, signed: the item modality pairs, then the user pair
         views = [emb.extras["item_cf"], *(emb.extras[f"item_{m}"] for m in c.modalities)]
         if len(views) > 1:
