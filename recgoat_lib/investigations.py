@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .runner import RESULTS_DIR, Record, RunSpec, load_records, per_user, record_path, spec
-from .study import SPORTS_CONVERGED, Study, _matches
+from .study import SPORTS_CONVERGED, Study, latest_record
 
 METRIC = "recall@20"
 SEED = 2025
@@ -86,11 +86,6 @@ VARIANTS: tuple[Variant, ...] = (
 LIGHTGCN = "lightgcn"
 
 
-def _latest(records: list[Record], s: RunSpec) -> Record | None:
-    hits = sorted((r for r in records if _matches(r, s)), key=lambda r: r["date"])
-    return hits[-1] if hits else None
-
-
 def reference_spec(study: Study = SPORTS_CONVERGED, seed: int = SEED) -> RunSpec:
     """The converged LightGCN run of the study that every variant is read against."""
     return next(s for s in study.specs(LIGHTGCN) if s.seed == seed)
@@ -100,8 +95,8 @@ def investigation_records(variants: tuple[Variant, ...] = VARIANTS, study: Study
                           results_dir: Path = RESULTS_DIR) -> tuple[dict[str, Record], Record | None]:
     """(label -> latest record of that variant, the LightGCN reference record or None)."""
     records = load_records(results_dir, study.dataset)
-    found = {v.label: r for v in variants if (r := _latest(records, v.spec(study))) is not None}
-    return found, _latest(records, reference_spec(study))
+    found = {v.label: r for v in variants if (r := latest_record(records, v.spec(study))) is not None}
+    return found, latest_record(records, reference_spec(study))
 
 
 def valid_curve(record: Record) -> dict[int, float]:

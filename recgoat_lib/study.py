@@ -107,7 +107,8 @@ def _matches(record: Record, s: RunSpec) -> bool:
                if k in record[part])
 
 
-def _latest(records: list[Record], s: RunSpec) -> Record | None:
+def latest_record(records: list[Record], s: RunSpec) -> Record | None:
+    """The latest (by date) of `records` that ran spec `s`, whatever code made it; None if none did."""
     hits = sorted((r for r in records if _matches(r, s)), key=lambda r: r["date"])
     return hits[-1] if hits else None
 
@@ -118,7 +119,7 @@ def chosen_point(study: Study, label: str, records: list[Record]) -> dict[str, A
     points = study.points(label)
     if len(points) == 1:
         return points[0]
-    runs = [_latest(records, s) for s in study.tuning_specs(label)]
+    runs = [latest_record(records, s) for s in study.tuning_specs(label)]
     if any(r is None for r in runs):
         return None
     return max(zip(runs, points), key=lambda rp: rp[0]["valid"][METRIC])[1]
@@ -132,7 +133,7 @@ def study_records(study: Study, results_dir: Path = RESULTS_DIR) -> dict[str, di
     for label in study.models:
         point = chosen_point(study, label, records)
         for s in study.specs(label, point) if point is not None else []:
-            if (r := _latest(records, s)) is not None:
+            if (r := latest_record(records, s)) is not None:
                 found.setdefault(label, {})[s.seed] = r
     return found
 
@@ -146,7 +147,7 @@ def missing_runs(study: Study, labels: list[str] | None = None,
     for label in labels or study.models:
         point = chosen_point(study, label, records)
         specs = study.tuning_specs(label) if point is None else study.specs(label, point)
-        todo += [(label, s) for s in specs if _latest(records, s) is None]
+        todo += [(label, s) for s in specs if latest_record(records, s) is None]
     return todo
 
 
@@ -156,10 +157,10 @@ def remaining_runs(study: Study, results_dir: Path = RESULTS_DIR) -> dict[str, i
     records = load_records(results_dir, study.dataset)
     left = {}
     for label in study.models:
-        untried = sum(_latest(records, s) is None for s in study.tuning_specs(label))
+        untried = sum(latest_record(records, s) is None for s in study.tuning_specs(label))
         point = chosen_point(study, label, records)
         seeds = study.specs(label, point)[1:] if point is not None else []
-        left[label] = untried + (sum(_latest(records, s) is None for s in seeds) if point is not None
+        left[label] = untried + (sum(latest_record(records, s) is None for s in seeds) if point is not None
                                  else len(study.seeds) - 1)
     return left
 
@@ -168,7 +169,7 @@ def label_records(study: Study, label: str, results_dir: Path = RESULTS_DIR) -> 
     """Every record of `label`, at any grid point and seed."""
     records = load_records(results_dir, study.dataset)
     specs = [study.spec(label, seed, point) for point in study.points(label) for seed in study.seeds]
-    return [r for s in specs if (r := _latest(records, s)) is not None]
+    return [r for s in specs if (r := latest_record(records, s)) is not None]
 
 
 def _point(study: Study, label: str, s: RunSpec) -> dict[str, Any]:
@@ -184,7 +185,7 @@ def tuning_table(study: Study, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
     for label in study.models:
         chosen = chosen_point(study, label, records)
         for point, s in zip(study.points(label), study.tuning_specs(label)):
-            r = _latest(records, s)
+            r = latest_record(records, s)
             rows.append({"model": label, "point": format_point(point),
                          f"valid {METRIC} (seed {study.seeds[0]})": f"{r['valid'][METRIC]:.4f}" if r else "not run yet",
                          "best epoch": r["best_epoch"] if r else "", "hours": f"{_hours(r):.2f}" if r else "",
@@ -209,7 +210,7 @@ def study_table(study: Study, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
         ref = (published(study.dataset, model) or {}).get(METRIC) if label == model else None
         point = chosen_point(study, label, records)
         n_points = len(study.points(label))
-        tuned = [s for s in study.tuning_specs(label) if _latest(records, s) is not None]
+        tuned = [s for s in study.tuning_specs(label) if latest_record(records, s) is not None]
         row: dict[str, Any] = {"model": label, "seeds": f"{len(recs)} of {len(study.seeds)}",
                                "tuned": format_point(point) if point is not None
                                else f"tuning: {len(tuned)} of {n_points} points run"}
@@ -274,7 +275,7 @@ def plot_study(study: Study, results_dir: Path = RESULTS_DIR):
 
     records = load_records(results_dir, study.dataset)
     found = study_records(study, results_dir)
-    tuning = {label: [r for s in study.tuning_specs(label) if (r := _latest(records, s)) is not None
+    tuning = {label: [r for s in study.tuning_specs(label) if (r := latest_record(records, s)) is not None
                       and r not in found.get(label, {}).values()] for label in study.models}
     if not found and not any(tuning.values()):
         return None
