@@ -48,6 +48,7 @@ run_notebooks() {
   done
   # Real-data tables and figures from the committed run records, then the README's generated parts.
   "$PY" -m recgoat_lib.study --table-only
+  "$PY" -m recgoat_lib.investigations --table-only
   "$PY" -m recgoat_lib.report
 }
 

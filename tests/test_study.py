@@ -89,3 +89,12 @@ def test_study_plan_times_every_model_on_the_timing_only_copy():
     plan = dry_run.study_plan(study, max_batches=2)
     assert plan["model"].tolist() == ["bpr", "lightgcn"] and (plan["s/epoch"] > 0).all()
     assert plan["epochs from"].tolist() == ["the cap"] * 2 and plan["runs left"].tolist() == [2, 2]
+
+
+def test_committed_real_data_records_stay_within_their_size_budget():
+    """Real-data records are committed (JSON + compressed per-user arrays) under a 20 MB budget in all."""
+    from recgoat_lib.data import REPO_ROOT
+    runs = REPO_ROOT / "results" / "runs"
+    files = [f for f in runs.rglob("*") if f.is_file() and "toy" not in f.relative_to(runs).parts
+             and f.suffix in (".json", ".npz", ".csv")]
+    assert files and sum(f.stat().st_size for f in files) < 20e6
