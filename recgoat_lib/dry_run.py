@@ -57,6 +57,8 @@ class DryRun:
     paper_epochs: int
     eval_every: int
     threads: int
+    device: str = "cpu"
+    peak_cuda_mb: float | None = None  # the CUDA allocator's peak, on a GPU
 
     @property
     def projected_hours(self) -> float:
@@ -68,8 +70,9 @@ class DryRun:
             f"{self.batches_run} of {self.batches_per_epoch} batches per epoch, extrapolated")
         return {"dataset": self.dataset, "settings": ", ".join(f"{k}={v}" for k, v in self.settings.items()),
                 "features": "random (timing-only)", "batches/epoch": self.batches_per_epoch, "measured": measured,
-                "threads": self.threads, "s/epoch": self.s_per_epoch, "eval s": self.eval_s,
-                "peak RSS MB": self.peak_rss_mb, "paper epochs": self.paper_epochs,
+                "device": self.device, "threads": self.threads, "s/epoch": self.s_per_epoch,
+                "eval s": self.eval_s, "peak RSS MB": self.peak_rss_mb, "peak GPU MB": self.peak_cuda_mb,
+                "paper epochs": self.paper_epochs,
                 "projected h (no early stop)": self.projected_hours}
 
 
@@ -89,9 +92,10 @@ def write_timing_root(dataset: str, root: Path, seed: int = 0) -> str:
 
 
 def dry_run(dataset: str, epochs: int = 2, threads: int = 1, max_batches: int | None = None, seed: int = 2025,
-            results_dir: Path = DRY_RUN_DIR, root: Path | None = None) -> DryRun:
+            results_dir: Path = DRY_RUN_DIR, root: Path | None = None, device: str = "cpu") -> DryRun:
     """Train RecGOAT under the paper profile's settings of `dataset` on its timing-only copy (see the
-    module docstring); `root` is the data root to write it to (default: a temporary folder)."""
+    module docstring) on `device` ("cpu", "cuda" or "auto"); `root` is the data root to write it
+    to (default: a temporary folder)."""
     profile = get_profile("paper")
     settings = recgoat_settings(dataset)
     tmp = None if root is not None else tempfile.mkdtemp(prefix="recgoat-dry-run-")
@@ -101,7 +105,8 @@ def dry_run(dataset: str, epochs: int = 2, threads: int = 1, max_batches: int | 
         modalities = tuple(TIMING_SHAPES[dataset])
         check_mmrec_features(name, modalities, root)
         ds = load_dataset(name, root)
-        train = replace(profile.model_train(MODEL, dataset), epochs=epochs, max_batches=max_batches, progress=False)
+        train = replace(profile.model_train(MODEL, dataset), epochs=epochs, max_batches=max_batches, progress=False,
+                        device=device)
         s = spec(ds.name, MODEL, train, seed, **{"dim": profile.dim, **settings.model, "modalities": modalities})
         rec = run(s, ds, cache=False, results_dir=results_dir, threads=threads, resume=False)
     finally:
@@ -113,7 +118,8 @@ def dry_run(dataset: str, epochs: int = 2, threads: int = 1, max_batches: int | 
                   batches_run=ran, s_per_epoch=rec["train_seconds_per_epoch"] * batches / ran,
                   eval_s=rec["eval_seconds"], peak_rss_mb=rec["peak_rss_mb"],
                   paper_epochs=settings.train.get("epochs", profile.train.epochs),
-                  eval_every=profile.train.eval_every, threads=rec["threads"])
+                  eval_every=profile.train.eval_every, threads=rec["threads"], device=rec["device"],
+                  peak_cuda_mb=rec.get("peak_cuda_mb"))
 
 
 def study_plan(study: Study, max_batches: int = 10, threads: int = 1, seed: int = 2025) -> pd.DataFrame:
@@ -169,6 +175,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--study", choices=sorted(STUDIES), help="instead: the CPU plan of a study's remaining runs")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                   help="where to train; a CUDA dry run's table and figure are named *_cuda")
     p.add_argument("--max-batches", type=int, default=None,
                    help="train this many batches per epoch and extrapolate the epoch time (a slow CPU)")
     a = p.parse_args(argv)
@@ -182,14 +190,15 @@ def main(argv: list[str] | None = None) -> None:
         return
     if not a.dataset:
         p.error("one of --dataset or --study is required")
-    result = dry_run(a.dataset, a.epochs, a.threads, a.max_batches)
+    result = dry_run(a.dataset, a.epochs, a.threads, a.max_batches, device=a.device)
     table = pd.DataFrame([result.row()])
+    name = f"dry_run_{a.dataset}" + ("" if a.device == "cpu" else f"_{a.device}")
     print(table.to_markdown(index=False, floatfmt=".4g"))
-    print("wrote", save_table(table, f"dry_run_{a.dataset}", "timing-only", float_format="%.4g"))
+    print("wrote", save_table(table, name, "timing-only", float_format="%.4g"))
     fig = plot([result])
     DRY_RUN_DIR.mkdir(parents=True, exist_ok=True)
-    fig.savefig(DRY_RUN_DIR / f"dry_run_{a.dataset}_timing-only.png", dpi=120)
-    print("wrote", (DRY_RUN_DIR / f"dry_run_{a.dataset}_timing-only.png").relative_to(REPO_ROOT))
+    fig.savefig(DRY_RUN_DIR / f"{name}_timing-only.png", dpi=120)
+    print("wrote", (DRY_RUN_DIR / f"{name}_timing-only.png").relative_to(REPO_ROOT))
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ measured (with its commit and whether the tree was dirty) and can still be read 
 `load_records`. Execution details that do not enter the key (thread count, device, wall times)
 are stored in the record.
 
-Independent runs can be spread over processes or machines with Ray (`executor="ray"`, an
-optional extra: `pip install -e ".[ray]"`); the default is serial and never imports Ray.
+Independent runs can be spread over local processes (`executor="processes"`: several small runs
+side by side on one many-core machine or one GPU, no extra package) or over processes and machines
+with Ray (`executor="ray"`, an optional extra: `pip install -e ".[ray]"`); the default is serial.
 """
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ from .train import TrainConfig, TrainResult, resolve_device, seed_everything, tr
 # Where run records (runs/<dataset>/), checkpoints and saved model states go: $RECGOAT_RESULTS_DIR or results/.
 RESULTS_DIR = Path(os.environ.get("RECGOAT_RESULTS_DIR", REPO_ROOT / "results"))
 PACKAGE_DIR = Path(__file__).resolve().parent
-EXECUTORS = ("serial", "ray")
+EXECUTORS = ("serial", "processes", "ray")
 RunData = Union[Dataset, SequenceData]
 Record = dict[str, Any]
 
@@ -258,7 +259,8 @@ def train_spec(s: RunSpec, data: RunData, key: str, results_dir: Path, threads: 
             "epoch_cap_hit": res.epochs_run >= s.train.epochs,
             "valid": res.valid, "test": res.test, "history": res.history,
             "train_seconds_per_epoch": res.train_seconds_per_epoch, "eval_seconds": res.eval_seconds,
-            "peak_rss_mb": res.peak_rss_mb, "n_parameters": sum(p.numel() for p in model.parameters()),
+            "peak_rss_mb": res.peak_rss_mb, "peak_cuda_mb": res.peak_cuda_mb,
+            "n_parameters": sum(p.numel() for p in model.parameters()),
             "device": str(resolve_device(s.train.device)), "threads": torch.get_num_threads(),
             "torch": torch.__version__, "library_version": __version__, "git_commit": commit, "git_dirty": dirty,
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -279,10 +281,12 @@ def run(s: RunSpec, data: RunData, cache: bool = True, results_dir: Path = RESUL
 def run_many(specs: list[RunSpec], data: RunData, cache: bool = True, results_dir: Path = RESULTS_DIR,
              executor: str = "serial", address: str | None = None, threads: int | None = None,
              resume: bool = True, progress: bool = True, keep_state: bool = False,
-             on_eval: Callable[[int, Any], None] | None = None) -> list[Record]:
+             on_eval: Callable[[int, Any], None] | None = None, workers: int | None = None) -> list[Record]:
     """One record per spec, in order. Specs already recorded (same key) are read back when `cache`;
-    equal specs are trained once. `executor="ray"` trains the missing ones as Ray tasks (one process
-    each, `threads` CPUs and one GPU each when CUDA is present); `address` joins a running cluster.
+    equal specs are trained once. `executor="processes"` trains the missing ones in `workers` local
+    processes (default: one per CPU core; `threads` each, default 1), which share this machine's GPU
+    when it has one; `executor="ray"` trains them as Ray tasks (one process each, `threads` CPUs and
+    one GPU each when CUDA is present); `address` joins a running cluster.
     Every record is written as soon as its run finishes, so an interrupted call loses nothing done.
     `keep_state` also saves each trained model's state beside its record (see `trained_model`).
     With `on_eval` (a callback that records quantities over training, see `train_spec`) every spec is
@@ -312,8 +316,12 @@ def run_many(specs: list[RunSpec], data: RunData, cache: bool = True, results_di
                     done[k] = read_record(path)
             todo = {k: s for k, s in todo.items() if k not in done}
             options = dict(threads=threads, resume=resume, keep_state=keep_state)
-            finished = (_run_serial(todo, data, results_dir, progress, on_eval=on_eval, **options)
-                        if executor == "serial" else _run_ray(todo, data, results_dir, progress, address, **options))
+            if executor == "serial":
+                finished = _run_serial(todo, data, results_dir, progress, on_eval=on_eval, **options)
+            elif executor == "processes":
+                finished = _run_processes(todo, data, results_dir, progress, workers, **options)
+            else:
+                finished = _run_ray(todo, data, results_dir, progress, address, **options)
             for k, (rec, arrays) in finished:
                 done[k] = read_record(save_record(rec, arrays, results_dir))  # as a later cache hit reads it
     return [done[k] for k in keys]
@@ -322,6 +330,29 @@ def run_many(specs: list[RunSpec], data: RunData, cache: bool = True, results_di
 def _run_serial(todo: dict[str, RunSpec], data: RunData, results_dir: Path, progress: bool, **options: Any):
     for k, s in tqdm(todo.items(), desc=f"runs on {data.name}", disable=not progress or len(todo) < 2):
         yield k, train_spec(s, data, k, results_dir, **options)
+
+
+def _run_processes(todo: dict[str, RunSpec], data: RunData, results_dir: Path, progress: bool,
+                   workers: int | None, threads: int | None, resume: bool, keep_state: bool):
+    """Train each spec in a pool of spawned processes (spawned, not forked: a forked child cannot use
+    CUDA). A run that fails does not stop the others: every finished run is yielded (and so saved),
+    then one RunnerError names the failures."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    n = min(workers or os.cpu_count() or 1, len(todo))
+    failed = []
+    with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(train_spec, s, data, k, results_dir, threads or 1, resume, keep_state): k
+                   for k, s in todo.items()}
+        for f in tqdm(as_completed(futures), total=len(futures), desc=f"runs on {data.name} ({n} processes)",
+                      disable=not progress):
+            if f.exception() is not None:
+                failed.append(f"{futures[f]}: {f.exception()!r}")
+                continue
+            yield futures[f], f.result()
+    if failed:
+        raise RunnerError(f"{len(failed)} of {len(todo)} runs failed: " + "; ".join(failed))
 
 
 def _run_ray(todo: dict[str, RunSpec], data: RunData, results_dir: Path, progress: bool, address: str | None,
@@ -458,6 +489,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads per run (default: the process's)")
     ap.add_argument("--executor", default="serial", choices=EXECUTORS)
     ap.add_argument("--address", default=None, help="Ray cluster address (e.g. auto); default: a local Ray")
+    ap.add_argument("--workers", type=int, default=None, help="processes for --executor processes (default: CPU cores)")
     ap.add_argument("--no-cache", action="store_true", help="train even when a record exists")
     ap.add_argument("--table", help="also save the table as results/tables/<TABLE>.{md,csv,tex}")
     args = ap.parse_args(argv)
@@ -473,7 +505,7 @@ def main(argv: list[str] | None = None) -> None:
     except (TypeError, ValueError, KeyError) as exc:
         raise SystemExit(f"error: {exc}") from exc
     records = run_many(specs, load_dataset(args.dataset), cache=not args.no_cache, executor=args.executor,
-                       address=args.address, threads=args.threads)
+                       address=args.address, threads=args.threads, workers=args.workers)
     frame = records_frame(records, ("recall@10", "recall@20", "ndcg@10", "ndcg@20"))
     frame["commit"] = [r["git_commit"] + ("+dirty" if r.get("git_dirty") else "") for r in records]
     table = compare(frame)

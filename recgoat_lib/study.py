@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from .data import load_dataset
     from .lm import with_lm_features
-    from .runner import EXECUTORS, run_many
+    from .runner import EXECUTORS, RunnerError, run_many
     from .tables import save_figure, save_table
 
     ap = argparse.ArgumentParser(prog="python -m recgoat_lib.study", description=main.__doc__)
@@ -315,9 +315,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--table-only", action="store_true")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--executor", default="serial", choices=EXECUTORS)
+    ap.add_argument("--workers", type=int, default=None, help="processes for --executor processes (default: CPU cores)")
     args = ap.parse_args(argv)
     study = STUDIES[args.study]
-    ds = None
+    ds, failures = None, []
     for _ in ("tuning points", "the chosen points' seeds"):  # two rounds: the second follows from the first
         if not (todo := missing_runs(study, args.models)):
             break
@@ -325,17 +326,22 @@ def main(argv: list[str] | None = None) -> None:
             f"{label}/{s.seed} ({format_point(_point(study, label, s))})" for label, s in todo))
         if args.plan or args.table_only:
             break
-        # ID-only models run on the interactions alone (the LM features cost an hour to encode on one
-        # thread and do not enter them); the others on the dataset with its LM text features.
+        # When the LM text features still have to be encoded (an hour on one thread), the ID-only
+        # models run first on the interactions alone, which they are; features found in the data
+        # root (MMRec's text_feat.npy / user_text_feat.npy) serve every run in one call.
         ds = load_dataset(study.dataset) if ds is None else ds
-        plain = [s for _, s in todo if not uses_features(s)]
-        if plain:
-            run_many(plain, ds, executor=args.executor, threads=args.threads)
-        rest = [s for _, s in todo if uses_features(s)]
-        if rest:
-            if ds.item_text is not None and "text" not in ds.item_features:
-                ds = with_lm_features(ds)
-            run_many(rest, ds, executor=args.executor, threads=args.threads)
+        options = dict(executor=args.executor, threads=args.threads, workers=args.workers)
+        if ds.item_text is not None and "text" not in ds.item_features:
+            if plain := [s for _, s in todo if not uses_features(s)]:
+                run_many(plain, ds, **options)
+            if not (todo := [(label, s) for label, s in todo if uses_features(s)]):
+                continue
+            ds = with_lm_features(ds)
+        try:
+            run_many([s for _, s in todo], ds, **options)
+        except RunnerError as exc:  # the runs that finished are saved; the failed ones stay missing
+            failures.append(str(exc))
+            print("error:", exc)
     print(tuning_table(study).to_markdown(index=False))
     print("wrote", save_table(tuning_table(study), f"{study.name}_tuning", None))
     table = study_table(study)
@@ -345,6 +351,8 @@ def main(argv: list[str] | None = None) -> None:
     if fig is not None:
         print("wrote", save_figure(fig, study.name, None))
     print(verdict(study))
+    if failures:
+        raise SystemExit("some runs failed:\n" + "\n".join(failures))
 
 
 if __name__ == "__main__":

@@ -81,6 +81,7 @@ class TrainResult:
     eval_seconds: float = 0.0
     peak_rss_mb: float = 0.0
     epochs_run: int = 0
+    peak_cuda_mb: float | None = None  # the CUDA allocator's peak; None where CUDA was not used
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -226,12 +227,13 @@ def fit(model: nn.Module, config: TrainConfig, seed: int, epoch_batches: EpochBa
             break
 
     valid, test = state["best_eval"]
+    peak = peak_memory()
     return TrainResult(
         best_epoch=state["best_epoch"], valid=valid.metrics if valid else {}, test=test.metrics,
         test_per_user=test.per_user, test_users=test.users, history=state["history"],
         train_seconds_per_epoch=float(np.mean(train_times)) if train_times else 0.0,
         eval_seconds=float(np.mean(eval_times)) if eval_times else 0.0,
-        peak_rss_mb=peak_memory().rss_mb, epochs_run=state["epoch"],
+        peak_rss_mb=peak.rss_mb, peak_cuda_mb=peak.cuda_mb, epochs_run=state["epoch"],
     )
 
 

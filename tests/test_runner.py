@@ -1,6 +1,7 @@
 """The runner: honest cache keys, records, bad input, variants, the sequential protocol, Ray."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -16,7 +17,7 @@ import torch
 
 from recgoat_lib import runner
 from recgoat_lib.models.recgoat import RecGOAT
-from recgoat_lib.runner import RunnerError, run, run_many, run_lineup, spec
+from recgoat_lib.runner import RunnerError, load_records, run, run_many, run_lineup, spec
 from recgoat_lib.models import build_model, make_config
 from recgoat_lib.train import TrainConfig, seed_everything, train
 
@@ -183,20 +184,30 @@ def test_cli_takes_model_and_train_overrides(tmp_path, monkeypatch, capsys):
         "modalities": ("text",), "lr": 0.005, "sinkhorn": "log"}
 
 
-def test_ray_executor_gives_the_serial_records(toy, tmp_path):
-    """Four toy specs on a two-worker local Ray equal the serial run (one thread each)."""
-    ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")
+@pytest.mark.parametrize("executor", ["processes", "ray"])
+def test_parallel_executors_give_the_serial_records(toy, tmp_path, executor):
+    """Four toy specs on two workers (local processes, or a local Ray) equal the serial run (one thread each)."""
     specs = [spec("toy", m, FAST, seed, dim=16) for m in ("bpr", "lightgcn") for seed in (0, 1)]
     serial = run_many(specs, toy, results_dir=tmp_path / "serial", threads=1)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        parallel = run_many(specs, toy, results_dir=tmp_path / "ray", executor="ray", threads=1)
-    finally:
-        ray.shutdown()
+    with contextlib.ExitStack() as stack:
+        if executor == "ray":
+            ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            stack.callback(ray.shutdown)
+        parallel = run_many(specs, toy, results_dir=tmp_path / executor, executor=executor, threads=1, workers=2)
     for a, b in zip(serial, parallel):
         assert a["key"] == b["key"] and a["test"] == b["test"] and a["valid"] == b["valid"]
         assert np.array_equal(runner.per_user(a, tmp_path / "serial")["recall@20"],
-                              runner.per_user(b, tmp_path / "ray")["recall@20"])
+                              runner.per_user(b, tmp_path / executor)["recall@20"])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a run that fails: CUDA asked for where there is none")
+def test_processes_save_the_runs_that_finish_and_name_the_one_that_failed(toy, tmp_path):
+    good = spec("toy", "bpr", FAST, 0, dim=16)
+    bad = spec("toy", "bpr", replace(FAST, device="cuda"), 0, dim=16)
+    with pytest.raises(RunnerError, match=r"1 of 2 runs failed: " + bad.key(toy.checksum())):
+        run_many([good, bad], toy, results_dir=tmp_path, executor="processes", workers=2)
+    assert [r["key"] for r in load_records(tmp_path)] == [good.key(toy.checksum())]
 
 
 def test_ray_missing_says_how_to_install(tiny, tmp_path, monkeypatch):
