@@ -3,9 +3,10 @@
 # short and what one call can carry is limited (README, Performance: "On a GPU").
 #
 #   gpu_lease.sh checks OUT DATA_ROOT
-#       the CUDA tests (tests/test_cuda.py) and the paper-profile dry run of Baby on CUDA;
+#       the CUDA tests (tests/test_cuda.py); a call that carries little else can carry a large file
+#       for the next (here the Sports user features);
 #   gpu_lease.sh study OUT DATA_ROOT SECONDS LABEL...
-#       the paper-profile dry run of Sports on CUDA, then the converged Sports study's missing runs
+#       the paper-profile dry runs of Baby and Sports on CUDA, then the converged Sports study's missing runs
 #       for the labels given: one study process per label (its two grid points side by side, then the
 #       chosen point's other seeds), all sharing the GPU, until SECONDS after the phase began. Every
 #       run that finished has its record written; the others are left for a later lease or the CPU.
@@ -30,8 +31,6 @@ case $phase in
   checks)
     python -m pytest tests/test_cuda.py -q -p no:cacheprovider > "$logs/cuda_tests.log" 2>&1
     say "cuda tests rc=$?"
-    python -m recgoat_lib.dry_run --dataset baby "${dry[@]}" > "$logs/dry_run_baby.log" 2>&1
-    say "dry run baby rc=$?"
     ;;
   study)
     seconds=${4:?study seconds}; shift 4
@@ -40,8 +39,10 @@ case $phase in
       labels=(); for l in "$@"; do [ "$l" = recgoat ] || labels+=("$l"); done
       say "no user_text_feat.npy: recgoat skipped"
     fi
-    python -m recgoat_lib.dry_run --dataset sports "${dry[@]}" > "$logs/dry_run_sports.log" 2>&1
-    say "dry run sports rc=$?"
+    for d in baby sports; do
+      python -m recgoat_lib.dry_run --dataset $d "${dry[@]}" > "$logs/dry_run_$d.log" 2>&1
+      say "dry run $d rc=$?"
+    done
     left=$(( seconds - ($(date +%s) - start) ))
     for label in "${labels[@]}"; do
       timeout -k 15 -s INT $left python -m recgoat_lib.study --models "$label" --executor processes \

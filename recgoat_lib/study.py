@@ -189,14 +189,15 @@ def tuning_table(study: Study, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
             rows.append({"model": label, "point": format_point(point),
                          f"valid {METRIC} (seed {study.seeds[0]})": f"{r['valid'][METRIC]:.4f}" if r else "not run yet",
                          "best epoch": r["best_epoch"] if r else "", "hours": f"{_hours(r):.2f}" if r else "",
-                         "chosen": point == chosen})
+                         "device": _device(r) if r else "", "chosen": point == chosen})
     return pd.DataFrame(rows)
 
 
 def study_table(study: Study, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
     """One row per model: mean ± std of test Recall/NDCG@20 over its seeds (or what is missing),
     the paired tests of complete models against the best complete baseline on per-user Recall@20,
-    the published MMRec Recall@20 (cited, not measured), epochs, wall time, and cap flags."""
+    the published MMRec Recall@20 (cited, not measured), epochs, wall time and the device it was
+    measured on, and cap flags."""
     records = load_records(results_dir, study.dataset)
     found = study_records(study, results_dir)
     complete = {label: [recs[s] for s in study.seeds] for label, recs in found.items()
@@ -234,11 +235,17 @@ def study_table(study: Study, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
         capped = [str(r["seed"]) for r in recs if r["epochs_run"] >= study.train.epochs]
         row["epoch cap hit"] = ", ".join(capped) or "none"
         row["hours per run"] = ", ".join(f"{_hours(r):.2f}" for r in recs)
+        row["device"] = ", ".join(sorted({_device(r) for r in recs}))
         # in backticks: a hash such as 97951e5 must not be read as a number by the table writers
         commits = {f"`{r['git_commit']}{'+dirty' if r.get('git_dirty') else ''}`" for r in recs}
         row["commit"] = ", ".join(sorted(commits))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _device(r: Record) -> str:
+    """Where a run trained ("cpu", "cuda"): wall times are only comparable on one device."""
+    return r.get("device", "cpu").split(":")[0]
 
 
 def _hours(r: Record) -> float:
