@@ -6,7 +6,7 @@
 #       the CUDA tests (tests/test_cuda.py); a call that carries little else can carry a large file
 #       for the next (here the Sports user features);
 #   gpu_lease.sh study OUT DATA_ROOT SECONDS LABEL...
-#       the paper-profile dry runs of Baby and Sports on CUDA, then the converged Sports study's missing runs
+#       the paper-profile dry run of Baby on CUDA, then the converged Sports study's missing runs
 #       for the labels given: one study process per label (its two grid points side by side, then the
 #       chosen point's other seeds), all sharing the GPU, until SECONDS after the phase began. Every
 #       run that finished has its record written; the others are left for a later lease or the CPU.
@@ -39,7 +39,7 @@ case $phase in
       labels=(); for l in "$@"; do [ "$l" = recgoat ] || labels+=("$l"); done
       say "no user_text_feat.npy: recgoat skipped"
     fi
-    for d in baby sports; do
+    for d in baby; do  # the GPU row the performance table asks for
       python -m recgoat_lib.dry_run --dataset $d "${dry[@]}" > "$logs/dry_run_$d.log" 2>&1
       say "dry run $d rc=$?"
     done
