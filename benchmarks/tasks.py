@@ -31,7 +31,10 @@ import torch
 
 from recgoat_lib.data import Dataset, load_dataset
 from recgoat_lib.evaluate import evaluate
-from recgoat_lib.memory import peak_memory
+try:
+    from recgoat_lib.memory import peak_memory
+except ImportError:  # the epoch task also runs with libraries from before memory.py (floor.py --before-ref)
+    peak_memory = None
 from recgoat_lib.models import build_model
 from recgoat_lib.models.lightgcn import LightGCNPropagation
 from recgoat_lib.train import NegativeSampler, TrainConfig, resolve_device, seed_everything, train_step
@@ -150,9 +153,12 @@ def _top_operators(fn, top: int = 12) -> list[dict]:
 @torch.no_grad()
 def _bare_spmm(adj: torch.Tensor, x: torch.Tensor, times: int) -> None:
     """`times` sparse-dense products with the graph: forward and backward of L layers on a symmetric
-    adjacency are 2L of them (the gradient of A X is A^T G = A G), with no autograd bookkeeping."""
+    adjacency are 2L of them (the gradient of A X is A^T G = A G), with no autograd bookkeeping, through
+    the library's fastest sparse product (`graphs.spmm`, as the model's own propagation)."""
+    from recgoat_lib.graphs import spmm  # here, not above: the epoch task also runs with older libraries
+
     for _ in range(times):
-        torch.sparse.mm(adj, x)
+        spmm(adj, x)
 
 
 def oat_task(points: list[dict], seed: int = 0) -> list[dict]:
@@ -331,7 +337,7 @@ def recgoat_floor_task(data: dict, dim: int, calls: int, batch_size: int = 4096,
         align = products(ds.n_items, dim, dim, len(c.modalities))
         floor["OAT cost + alignment"] = lambda: ([zm.T @ zcf for _ in c.modalities], align())
     adj, x = net.propagate.adj, rand(ds.n_users + ds.n_items, dim)
-    floor["LightGCN propagation"] = lambda: [torch.sparse.mm(adj, x) for _ in range(2 * net.propagate.layers)]
+    floor["LightGCN propagation"] = lambda: _bare_spmm(adj, x, 2 * net.propagate.layers)
 
     fns = {f"floor: {k}": v for k, v in floor.items()}  # plain tensors: no autograd bookkeeping in the floor
     best = _best_interleaved({"step": lambda: train_step(net, optimizer, u, p, n), **fns}, calls, device)
@@ -342,6 +348,15 @@ def recgoat_floor_task(data: dict, dim: int, calls: int, batch_size: int = 4096,
             "timed_rounds": calls, "step_s": best["step"], "floor_s": floor_s,
             "step_over_floor": best["step"] / floor_s,
             "floor_parts": {k: v for k, v in best.items() if k != "step"}, "peak_rss_mb": peak_memory().rss_mb}
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak RSS: `recgoat_lib.memory`'s reading, or, under a library from before that
+    module existed, the kernel's maximum resident set (getrusage, kB on Linux), which it falls back to."""
+    if peak_memory is not None:
+        return peak_memory().rss_mb
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def epoch_task(data: dict, dim: int, batches: int, eval_calls: int = EVAL_CALLS, seed: int = 2025,
@@ -395,7 +410,7 @@ def epoch_task(data: dict, dim: int, batches: int, eval_calls: int = EVAL_CALLS,
             "batch_size": batch_size, "batches_per_epoch": n_batches, "timed_batches": batches,
             "batch_s": float(np.mean(times[1:])), "epoch_s": sample_s + n_batches * float(np.mean(times[1:])),
             "losses": losses, "eval_valid_test_s": best["eval"], "eval_floor_s": best["floor"],
-            "eval_users": len(users), "peak_rss_mb": peak_memory().rss_mb}
+            "eval_users": len(users), "peak_rss_mb": _peak_rss_mb()}
 
 
 def recgoat_precision_task(data: dict, dim: int, calls: int, batch_size: int = 4096, seed: int = 2025) -> dict:

@@ -6,7 +6,7 @@ import scipy.sparse as sp
 import torch
 
 from recgoat_lib.graphs import (attended_neighbours, attention_summary, degree_stats, knn_graph, neighbour_agreement,
-                                user_item_adjacency, with_self_loops)
+                                spmm, to_torch_sparse, user_item_adjacency, with_self_loops)
 from recgoat_lib.toy import make_toy
 
 
@@ -91,3 +91,13 @@ def test_attention_summary_and_neighbours():
     assert top["neighbour"].tolist() == [0, 1, 2] and top["attention"].iloc[0] == pytest.approx(0.5)
     with pytest.raises(ValueError, match="no incoming"):
         attended_neighbours(edge_index, weight, 5)
+
+
+def test_spmm_equals_torch_sparse_mm_whatever_the_fresh_memory_holds(monkeypatch):
+    """The output is written, never read: memory full of NaN must not leak into the product."""
+    rng = np.random.default_rng(0)
+    adj = to_torch_sparse(sp.random(50, 40, density=0.1, random_state=0, format="csr"))
+    x = torch.from_numpy(rng.standard_normal((40, 8), dtype=np.float32))
+    monkeypatch.setattr(torch.Tensor, "new_empty", lambda self, *size: torch.full(size, float("nan")))
+    out = spmm(adj, x)
+    assert out.shape == (50, 8) and torch.equal(out, torch.sparse.mm(adj, x))

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data import Dataset
-from ..graphs import to_torch_sparse, user_item_adjacency
+from ..graphs import spmm, to_torch_sparse, user_item_adjacency
 from .base import Embeddings, Recommender, bpr_loss, full_precision, l2_reg, upcast
 
 
@@ -31,11 +31,11 @@ class SymmetricSpMM(torch.autograd.Function):
     def forward(ctx, adj: Tensor, x: Tensor) -> Tensor:
         ctx.adj = adj
         with full_precision(x):  # no bf16 sparse kernel: fp32 under bf16 autocast too
-            return torch.sparse.mm(adj, upcast(x))
+            return spmm(adj, upcast(x).contiguous())
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[None, Tensor]:
-        return None, torch.sparse.mm(ctx.adj, grad)
+        return None, spmm(ctx.adj, grad.contiguous())
 
 
 def is_symmetric(adj: Tensor) -> bool:
