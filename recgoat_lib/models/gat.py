@@ -51,8 +51,13 @@ class _Csr:
         return alpha.index_select(0, self.perm).T.contiguous()
 
     def spmm(self, values: Tensor, x: Tensor) -> Tensor:
-        """[n, heads, C]: row i, head h = sum over nonzeros k = (i, j) of values[h, k] * x[j, h]."""
-        return torch.stack([self.matrix(v) @ x[:, h] for h, v in enumerate(values)], dim=1)
+        """[n, heads, C] (a view of [heads, n, C]): row i, head h = sum over nonzeros k = (i, j) of
+        values[h, k] * x[j, h]; each head's product is written into its slice of one output."""
+        per_head = x.transpose(0, 1).contiguous()
+        out = x.new_empty(len(values), len(self.ptr) - 1, x.shape[2])
+        for h, v in enumerate(values):
+            torch.addmm(out[h], self.matrix(v), per_head[h], beta=0.0, out=out[h])
+        return out.transpose(0, 1)
 
 
 @dataclass(frozen=True)
