@@ -15,21 +15,21 @@
 # text_feat.npy and, for RecGOAT's user branch, user_text_feat.npy (`python -m recgoat_lib.lm sports`
 # writes both feature files); without user_text_feat.npy the label "recgoat" is skipped.
 # Results come back in OUT: <phase>_results.tgz (records, dry-run tables and figures), <phase>_logs.tgz
-# and <phase>_steps.txt; the end of each log is printed. DEVICE=cpu DRY_RUN_ARGS="--epochs 1
-# --max-batches 2" runs the same steps on a CPU, as a quick check of this script.
+# and <phase>_steps.txt; the end of each log is printed. PYTHON names the interpreter (default python3);
+# DEVICE=cpu DRY_RUN_ARGS="--epochs 1 --max-batches 2" runs the same steps on a CPU, as a quick check.
 set -u
 phase=${1:?checks or study}; out=${2:?output folder}; export RECGOAT_DATA_ROOT=$(realpath "${3:?data root}")
-device=${DEVICE:-cuda}; dry=(--device "$device" ${DRY_RUN_ARGS:-})
+device=${DEVICE:-cuda}; dry=(--device "$device" ${DRY_RUN_ARGS:-}); py=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1 TQDM_MININTERVAL=30
 mkdir -p "$out"; logs=$(mktemp -d)
 start=$(date +%s)
 say() { echo "$phase: $* at $(( $(date +%s) - start )) s" | tee -a "$out/${phase}_steps.txt"; }
-(nvidia-smi; python -c "import torch, torch_geometric; print('torch', torch.__version__, 'pyg', torch_geometric.__version__)") \
+(nvidia-smi; $py -c "import torch, torch_geometric; print('torch', torch.__version__, 'pyg', torch_geometric.__version__)") \
   > "$logs/machine.txt" 2>&1
 (nvidia-smi dmon -s um -d 5 > "$logs/dmon.txt" 2>&1 &)
 case $phase in
   checks)
-    python -m pytest tests/test_cuda.py -q -p no:cacheprovider > "$logs/cuda_tests.log" 2>&1
+    $py -m pytest tests/test_cuda.py -q -p no:cacheprovider > "$logs/cuda_tests.log" 2>&1
     say "cuda tests rc=$?"
     ;;
   study)
@@ -40,12 +40,12 @@ case $phase in
       say "no user_text_feat.npy: recgoat skipped"
     fi
     for d in baby; do  # the GPU row the performance table asks for
-      python -m recgoat_lib.dry_run --dataset $d "${dry[@]}" > "$logs/dry_run_$d.log" 2>&1
+      $py -m recgoat_lib.dry_run --dataset $d "${dry[@]}" > "$logs/dry_run_$d.log" 2>&1
       say "dry run $d rc=$?"
     done
     left=$(( seconds - ($(date +%s) - start) ))
     for label in "${labels[@]}"; do
-      timeout -k 15 -s INT $left python -m recgoat_lib.study --models "$label" --executor processes \
+      timeout -k 15 -s INT $left $py -m recgoat_lib.study --models "$label" --executor processes \
         --workers 2 --threads 1 > "$logs/study_${label//[^a-zA-Z0-9]/_}.log" 2>&1 &
     done
     wait

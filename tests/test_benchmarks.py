@@ -1,5 +1,7 @@
 """Helpers of the speed/memory benchmark (benchmarks/): exponent fits, synthetic scaled graphs,
 timing-only features and the target table. No timing assertions."""
+import os
+import subprocess
 import sys
 
 import numpy as np
@@ -170,3 +172,18 @@ def test_recgoat_precision_task_times_both_precisions_on_one_batch():
     assert row["fp32_step_s"] > 0 and row["bf16_step_s"] > 0
     assert row["bf16_speedup"] == pytest.approx(row["fp32_step_s"] / row["bf16_step_s"])
     assert np.isfinite(row["bf16_loss"]) and row["bf16_rel_loss_diff"] < 0.02
+
+
+def test_gpu_lease_checks_phase_runs_and_packs_its_results(tmp_path):
+    """benchmarks/gpu_lease.sh, the script a short GPU lease runs, works end to end in its first phase
+    (here on the CPU, where the CUDA tests skip) and leaves what a lease sends back; a wrong phase is refused."""
+    env = {**os.environ, "PYTHON": sys.executable, "DEVICE": "cpu"}
+    script = str(REPO_ROOT / "benchmarks" / "gpu_lease.sh")
+    done = subprocess.run(["bash", script, "checks", str(tmp_path), str(tmp_path)], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "cuda tests rc=0" in (tmp_path / "checks_steps.txt").read_text()
+    assert {"checks_results.tgz", "checks_logs.tgz"} <= {p.name for p in tmp_path.iterdir()}
+    wrong = subprocess.run(["bash", script, "train", str(tmp_path), str(tmp_path)], cwd=REPO_ROOT, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert wrong.returncode == 2 and "unknown phase" in wrong.stderr

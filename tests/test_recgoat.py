@@ -212,9 +212,10 @@ def two_product_info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float, s
 @pytest.mark.parametrize("symmetric", [True, False])
 @pytest.mark.parametrize("normalised", [True, False])
 @pytest.mark.parametrize("temperature", [0.2, 0.05, 0.01])  # 0.01: below FUSED_MIN_TEMPERATURE (autograd path)
-def test_one_product_info_nce_equals_the_two_product_formula(symmetric, normalised, temperature):
+@pytest.mark.parametrize("width", [24, 100])  # row blocks of 64 and of 100 rows: 300 rows end in a partial block
+def test_one_product_info_nce_equals_the_two_product_formula(symmetric, normalised, temperature, width):
     g = torch.Generator().manual_seed(3)
-    a0, b0 = torch.randn(300, 24, generator=g) * 3, torch.randn(300, 24, generator=g)
+    a0, b0 = torch.randn(300, width, generator=g) * 3, torch.randn(300, width, generator=g)
     grads = []
     for fn in (two_product_info_nce, info_nce):
         a, b = a0.clone().requires_grad_(), b0.clone().requires_grad_()
