@@ -112,9 +112,10 @@ _BLOCK_ROWS = 64
 
 def _row_blocks(n: int, width: int, device: torch.device) -> list[slice]:
     """InfoNCE's row blocks on CPU: max(`_BLOCK_ROWS`, width) rows each, since every block also rewrites
-    the [m, width] gradient it adds to, which outgrows the cache at large widths (measured, one thread:
-    a Sports-shaped step 18% faster than one block at d = 64, and no slower at d = 600 with 512-row
-    blocks, 6% slower with 64-row ones). On a GPU one block of all rows: one large kernel beats many."""
+    the [m, width] gradient it adds to, which outgrows the cache at large widths (at Sports' shapes on
+    one thread, 64-row blocks made the step faster at d = 64 and slower at d = 600; blocks of about d
+    rows were not slower than one block there; `benchmarks/floor.py` times the result). On a GPU one
+    block of all rows: one large kernel beats many."""
     step = max(_BLOCK_ROWS, width) if device.type == "cpu" else max(n, 1)
     return [slice(start, start + step) for start in range(0, n, step)]
 
