@@ -286,7 +286,7 @@ def plot_study(study: Study, results_dir: Path = RESULTS_DIR):
                       and r not in found.get(label, {}).values()] for label in study.models}
     if not found and not any(tuning.values()):
         return None
-    fig, ax = plt.subplots(figsize=(8, 0.4 * len(study.models) + 1.4))
+    fig, ax = plt.subplots(figsize=(8, 0.4 * len(study.models) + 2.0))
     labels = list(study.models)
     for y, label in enumerate(labels):
         values = [r["test"][METRIC] for r in found.get(label, {}).values()]
@@ -300,7 +300,9 @@ def plot_study(study: Study, results_dir: Path = RESULTS_DIR):
     ax.set(yticks=range(len(labels)), yticklabels=labels, xlabel=f"test {METRIC}",
            title=f"{study.dataset}: converged study, text only ({study.name})")
     handles, names = ax.get_legend_handles_labels()
-    ax.legend(dict(zip(names, handles)).values(), dict(zip(names, handles)).keys(), fontsize=8, loc="lower right")
+    # below the axes: inside, it would cover the dots of whichever model sits in its corner
+    ax.legend(dict(zip(names, handles)).values(), dict(zip(names, handles)).keys(), fontsize=8,
+              loc="upper center", bbox_to_anchor=(0.45, -0.12), ncol=2, frameon=False)
     fig.tight_layout()
     return fig
 
