@@ -43,11 +43,12 @@ OUT_DIR = REPO_ROOT / "results" / "benchmarks"
 GRAPH_MODELS = ("lightgcn", "lm_inject", "freedom", "recgoat", "dprec")
 FEATURELESS = ("bpr", "lightgcn")
 PROFILED = ("lightgcn", "recgoat")  # their top operators explain the RecGOAT / LightGCN ratio
-# The issue's targets: (description, how the measured value compares, bound).
+# The issue's targets: (description, how the measured value compares, bound). RecGOAT's own target is
+# its step against the step's floor (benchmarks/floor.py); "RecGOAT epoch <= 3x LightGCN epoch" measured
+# the method's O(rows^2 d) CMCL rather than the code, and issue #16 replaced it.
 TARGETS = {
     "lightgcn_epoch_over_propagation_floor": ("LightGCN training batch / bare propagation floor", "<=", 2.0),
     "eval_over_matmul_topk_floor": ("full-ranking evaluation (LightGCN) / matmul + top-k floor", "<=", 1.5),
-    "recgoat_epoch_over_lightgcn_epoch": ("RecGOAT epoch / LightGCN epoch, d = 64", "<=", 3.0),
     "recgoat_d800_peak_rss_gb": ("RecGOAT d = 800 peak RSS (GB)", "<", 4.0),
     "max_graph_growth_exponent_per_batch": ("largest growth exponent, batch time vs interactions", "<=", 1.1),
 }
@@ -216,14 +217,11 @@ def check_targets(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         sel = frame[(frame["model"] == model) & ((frame["dim"] == dim) if dim else True)]
         return float(sel[col].iloc[0]) if len(sel) else float("nan")
 
-    lgcn_dim = pick(models, "dim", "lightgcn")
     graph_growth = growth[(growth["grows_with"] != "dim") & growth["model"].isin(GRAPH_MODELS)] \
         if not growth.empty else growth
     values = {
         "lightgcn_epoch_over_propagation_floor": pick(models, "batch_over_spmm_floor", "lightgcn"),
         "eval_over_matmul_topk_floor": pick(models, "eval_ratio", "lightgcn"),
-        "recgoat_epoch_over_lightgcn_epoch": pick(dims, "epoch_s", "recgoat", lgcn_dim)
-        / pick(dims, "epoch_s", "lightgcn", lgcn_dim),
         "recgoat_d800_peak_rss_gb": pick(dims, "peak_rss_mb", "recgoat", 800) / 1024,
         "max_graph_growth_exponent_per_batch": float(graph_growth["exponent_batch_s"].max())
         if not graph_growth.empty else float("nan"),

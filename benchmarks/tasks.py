@@ -76,7 +76,7 @@ def model_task(model: str, data: dict, dim: int, batches: int, floors: tuple[str
     u, p, n = (torch.from_numpy(a).to(device) for a in NegativeSampler(ds).epoch(np.random.default_rng(seed)))
     sample_s = time.perf_counter() - t0
     n_batches = math.ceil(len(u) / batch_size)
-    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    optimizer = _adam(net, lr)
     batch_index = itertools.count()
     net.train()
 
@@ -296,7 +296,7 @@ def recgoat_floor_task(data: dict, dim: int, calls: int, batch_size: int = 4096,
     seed_everything(seed)
     net = build_model("recgoat", ds, _modalities_of(data, dim)).to(device).train()
     c = net.config
-    optimizer = torch.optim.Adam(net.parameters(), lr=TrainConfig().lr)
+    optimizer = _adam(net, TrainConfig().lr)
     u, p, n = (torch.from_numpy(a[:batch_size]).to(device)
                for a in NegativeSampler(ds).epoch(np.random.default_rng(seed)))
     users, items = torch.unique(u), torch.unique(torch.cat([p, n]))
@@ -350,6 +350,15 @@ def recgoat_floor_task(data: dict, dim: int, calls: int, batch_size: int = 4096,
             "floor_parts": {k: v for k, v in best.items() if k != "step"}, "peak_rss_mb": peak_memory().rss_mb}
 
 
+def _adam(net: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
+    """The optimizer of the imported library's training loop (`train.adam`), or plain Adam under a library
+    from before it (the epoch task also times older versions)."""
+    from recgoat_lib import train
+
+    make = getattr(train, "adam", None)
+    return make(net, lr) if make is not None else torch.optim.Adam(net.parameters(), lr=lr)
+
+
 def _peak_rss_mb() -> float:
     """This process's peak RSS: `recgoat_lib.memory`'s reading, or, under a library from before that
     module existed, the kernel's maximum resident set (getrusage, kB on Linux), which it falls back to."""
@@ -376,7 +385,7 @@ def epoch_task(data: dict, dim: int, batches: int, eval_calls: int = EVAL_CALLS,
     ds = make_dataset(data)
     seed_everything(seed)
     net = build_model("recgoat", ds, _modalities_of(data, dim)).to(device).train()
-    optimizer = torch.optim.Adam(net.parameters(), lr=TrainConfig().lr)
+    optimizer = _adam(net, TrainConfig().lr)
     t0 = time.perf_counter()
     u, p, n = (torch.from_numpy(a).to(device) for a in NegativeSampler(ds).epoch(np.random.default_rng(seed)))
     sample_s = time.perf_counter() - t0
@@ -422,7 +431,7 @@ def recgoat_precision_task(data: dict, dim: int, calls: int, batch_size: int = 4
     ds = make_dataset(data)
     seed_everything(seed)
     net = build_model("recgoat", ds, _modalities_of(data, dim)).to(device).train()
-    optimizer = torch.optim.Adam(net.parameters(), lr=TrainConfig().lr)
+    optimizer = _adam(net, TrainConfig().lr)
     u, p, n = (torch.from_numpy(a[:batch_size]).to(device)
                for a in NegativeSampler(ds).epoch(np.random.default_rng(seed)))
     state = {k: v.clone() for k, v in net.state_dict().items()}

@@ -30,6 +30,21 @@ def spmm(adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.addmm(out, adj, x, beta=0.0, out=out)
 
 
+def mean_of_powers(adj: torch.Tensor, x: torch.Tensor, layers: int) -> torch.Tensor:
+    """(x + A x + A^2 x + ... + A^L x) / (L + 1) for a sparse CSR `adj` and L = `layers` >= 1, without
+    autograd: LightGCN's layer mean, and (A symmetric) its gradient too.
+
+    Evaluated by Horner's rule, h <- c x + A h with c = 1 / (L + 1) (the first step c x + c A x), each step
+    one sparse addmm that writes c x into a new tensor and adds A h to it. Summing the layer outputs
+    instead costs L + 1 more passes over [n, d] forward and as many again for autograd's gradient
+    accumulation (issue #16)."""
+    c = 1.0 / (layers + 1)
+    h = torch.addmm(x, adj, x, beta=c, alpha=c)
+    for _ in range(layers - 1):
+        h = torch.addmm(x, adj, h, beta=c)
+    return h
+
+
 def sym_normalize(a: sp.spmatrix) -> sp.csr_matrix:
     """D^-1/2 A D^-1/2, with isolated nodes left at zero."""
     deg = np.asarray(a.sum(axis=1)).ravel()

@@ -39,7 +39,7 @@ from .study import SPORTS_CONVERGED, Study, latest_record
 METRIC = "recall@20"
 SEED = 2025
 BUDGET_EPOCHS = 15  # measured on Sports, one thread: ~27 s per ID-only epoch (train + eval), ~30 s lm_inject
-PLAN_EPOCHS = 3  # RecGOAT with its text GAT branch: ~130 s per epoch on a free core; the CPU is shared 4 ways
+PLAN_EPOCHS = 3  # the first item 9 run, made when the CPU was shared 4 ways (~130 s per epoch on a free core)
 CALL_SE = 2.0
 SLOPE_EPOCHS = 5  # item 8 reports each curve's gain over its last epochs: still rising or flat?
 COLLAPSED_MASS = 1e-3  # a plan with less total mass than this (a valid plan has 1) has collapsed
@@ -65,6 +65,11 @@ class Variant:
     def uses_text(self) -> bool:
         return bool(self.overrides.get("modalities", ()))
 
+    @property
+    def uses_user_text(self) -> bool:
+        """RecGOAT with its user LM branch (on unless the overrides turn it off) reads user LM features."""
+        return self.model == "recgoat" and self.overrides.get("user_branch", True)
+
 
 ID_ONLY = SPORTS_CONVERGED.models["recgoat ID-only"][1]  # modalities=(), user_branch=False
 DEFAULT = "ID-only default"
@@ -81,6 +86,9 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("RecGOAT text, released Sinkhorn", 9, "recgoat",
             {"modalities": ("text",), "user_branch": False, "sinkhorn": "released"},
             'sinkhorn="released", item text, no user branch', epochs=PLAN_EPOCHS),
+    Variant("RecGOAT text + user LM, released Sinkhorn", 9, "recgoat",
+            {"modalities": ("text",), "sinkhorn": "released"},
+            'sinkhorn="released", item text, user LM branch (the model of the Sports ablation row)'),
     Variant("lm_inject text", 10, "lm_inject", {"modalities": ("text",)}, "naive LM injection (concat), item text"),
 )
 LIGHTGCN = "lightgcn"
@@ -214,29 +222,7 @@ def answers(variants: tuple[Variant, ...] = VARIANTS, study: Study = SPORTS_CONV
                   f"{_fmt(ref_curve[e] - ref_curve[e - w])} (LightGCN's converged best: {ref['valid'][METRIC]:.4f} at "
                   f"epoch {ref['best_epoch']}); one change at a time: {'; '.join(parts)}; the best at epoch {e} is "
                   f"{top} ({top_value:.4f}) [{rule}].")
-    v9 = next((v for v in variants if v.item == 9), None)
-    rec9 = found.get(v9.label) if v9 else None
-    if rec9 is None:
-        out[9] = "No answer yet: the released-Sinkhorn run is missing."
-    else:
-        masses = [(int(h["epoch"]), h[k]) for h in rec9["history"] for k in h if k.startswith("plan_mass_")]
-        collapsed = sum(m < COLLAPSED_MASS for _, m in masses)
-        log = read_plan_log(rec9, results_dir)
-        init = ""
-        if log is not None and len(log):
-            first, final = log.iloc[0], log.iloc[-1]
-            n_rows = int(round(1 / first["row_mass_target"]))
-            init = (f"; in eval mode its mass is {first['mass']:.5f} at initialisation and {final['mass']:.5f} after "
-                    f"epoch {int(final['epoch'])}, its largest row-marginal error {first['row_error']:.3g} and "
-                    f"{final['row_error']:.3g} (a uniform row holds 1/{n_rows}), with "
-                    f"{first['zero_rows']:.0f} and {final['zero_rows']:.0f} of the rows empty and "
-                    f"{first['kernel_zero_share']:.1%} and {final['kernel_zero_share']:.1%} of exp(-C/eps) 0 in fp32 "
-                    f"(median C/eps {first['cost_over_eps_median']:.3g} and {final['cost_over_eps_median']:.3g}; "
-                    f"fp32 exp underflows to 0 beyond about 104)")
-        out[9] = (f"With the released Sinkhorn on {study.dataset} item text ({rec9['epochs_run']} epochs, one seed, "
-                  f"no user branch), the plan's mass per epoch (training, mean over batches; a valid plan has 1) runs "
-                  f"from {masses[0][1]:.5f} to {masses[-1][1]:.5f} and is below {COLLAPSED_MASS:g} in {collapsed} of "
-                  f"{len(masses)} epochs{init}.")
+    out[9] = " ".join(_plan_sentence(v, found.get(v.label), study, results_dir) for v in variants if v.item == 9)
     v10 = next((v for v in variants if v.item == 10), None)
     rec10 = found.get(v10.label) if v10 else None
     if rec10 is None:
@@ -252,6 +238,32 @@ def answers(variants: tuple[Variant, ...] = VARIANTS, study: Study = SPORTS_CONV
             s += f" and {call(c[e] - b, threshold)} RecGOAT ID-only's default {b:.4f} ({_fmt(c[e] - b)})"
         out[10] = s + f" [{rule}]."
     return out
+
+
+def _plan_sentence(v: Variant, rec: Record | None, study: Study, results_dir: Path) -> str:
+    """Item 9's answer for one released-Sinkhorn run: the plan mass over training, and in eval mode at
+    initialisation and at the end (marginal error, empty rows, underflowed kernel entries)."""
+    if rec is None:
+        return f"No answer yet for {v.label}: its run is missing."
+    masses = [(int(h["epoch"]), h[k]) for h in rec["history"] for k in h if k.startswith("plan_mass_")]
+    collapsed = sum(m < COLLAPSED_MASS for _, m in masses)
+    log = read_plan_log(rec, results_dir)
+    init = ""
+    if log is not None and len(log):
+        first, final = log.iloc[0], log.iloc[-1]
+        n_rows = int(round(1 / first["row_mass_target"]))
+        init = (f"; in eval mode its mass is {first['mass']:.5f} at initialisation and {final['mass']:.5f} after "
+                f"epoch {int(final['epoch'])}, its largest row-marginal error {first['row_error']:.3g} and "
+                f"{final['row_error']:.3g} (a uniform row holds 1/{n_rows}), with "
+                f"{first['zero_rows']:.0f} and {final['zero_rows']:.0f} of the rows empty and "
+                f"{first['kernel_zero_share']:.1%} and {final['kernel_zero_share']:.1%} of exp(-C/eps) 0 in fp32 "
+                f"(median C/eps {first['cost_over_eps_median']:.3g} and {final['cost_over_eps_median']:.3g}; "
+                f"fp32 exp underflows to 0 beyond about 104)")
+    branch = "with the user LM branch" if v.uses_user_text else "no user branch"
+    return (f"With the released Sinkhorn on {study.dataset} item text ({rec['epochs_run']} epochs, one seed, "
+            f"{branch}), the plan's mass per epoch (training, mean over batches; a valid plan has 1) runs "
+            f"from {masses[0][1]:.5f} to {masses[-1][1]:.5f} and is below {COLLAPSED_MASS:g} in {collapsed} of "
+            f"{len(masses)} epochs{init}.")
 
 
 def answers_markdown(sentences: dict[int, str]) -> str:
@@ -336,15 +348,20 @@ def train_missing(variants: tuple[Variant, ...] = VARIANTS, study: Study = SPORT
     from .data import load_dataset
     from .runner import run, run_many
 
+    from .lm import with_lm_features
+
     found, _ = investigation_records(variants, study, results_dir)
     ds = load_dataset(study.dataset)
-    text = None
+    text = users = None
     for v in variants:
         if v.label in found or (only and v.label not in only):
             continue
         print(f"training [{v.item}] {v.label}", flush=True)
         data = ds
-        if v.uses_text:
+        if v.uses_user_text:
+            users = users or with_lm_features(ds)
+            data = users
+        elif v.uses_text:
             text = text or sports_with_item_text(ds)
             data = text
         if v.item == 9:

@@ -139,6 +139,14 @@ def training_precision(precision: str, device: torch.device) -> contextlib.Abstr
     raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
 
 
+def adam(model: nn.Module, lr: float) -> torch.optim.Adam:
+    """Adam over the model's parameters, as every training loop and benchmark here builds it: the fused
+    kernel (`fused=True`), one pass over each parameter, its gradient and both moments per step, where
+    the default single-tensor implementation makes one pass per elementary operation (issue #16;
+    `benchmarks.floor` compares steps with it and without). The same update, equal to float rounding."""
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+
+
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, *batch: torch.Tensor,
                precision: str = "fp32") -> dict[str, torch.Tensor]:
     """One optimisation step on one batch (BPR triples users, pos, neg, or sequences and targets) in
@@ -174,7 +182,7 @@ def fit(model: nn.Module, config: TrainConfig, seed: int, epoch_batches: EpochBa
     pin_threads()
     device = resolve_device(config.device)
     model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = adam(model, config.lr)
     rng = np.random.default_rng(seed)
     state = {"epoch": 0, "best": -np.inf, "best_epoch": 0, "bad_evals": 0, "history": [], "best_eval": None}
     if checkpoint is not None and checkpoint.exists():

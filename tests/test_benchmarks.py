@@ -105,7 +105,7 @@ def test_check_targets_reads_the_right_rows():
     got = dict(zip(t["target"], zip(t["measured"], t["met"])))
     assert got["LightGCN training batch / bare propagation floor"] == (1.5, True)
     assert got["full-ranking evaluation (LightGCN) / matmul + top-k floor"] == (2.0, False)
-    assert got["RecGOAT epoch / LightGCN epoch, d = 64"] == (2.5, True)
+    assert "RecGOAT epoch / LightGCN epoch, d = 64" not in got  # replaced by benchmarks/floor.py's step / floor
     assert got["RecGOAT d = 800 peak RSS (GB)"] == (5.0, False)
     # the d-growth row is not an interaction-growth row
     assert got["largest growth exponent, batch time vs interactions"] == (1.05, True)

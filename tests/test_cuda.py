@@ -14,7 +14,7 @@ from recgoat_lib.evaluate import evaluate, evaluate_splits
 from recgoat_lib.models import build_model
 from recgoat_lib.models.base import Embeddings, Recommender
 from recgoat_lib.models.recgoat import RecGOATConfig
-from recgoat_lib.train import NegativeSampler, TrainConfig, seed_everything, train, train_step
+from recgoat_lib.train import NegativeSampler, TrainConfig, adam, seed_everything, train, train_step
 
 from test_recgoat import tiny_dataset
 
@@ -43,7 +43,7 @@ def test_recgoat_training_step_runs_entirely_on_cuda():
     seed_everything(0)
     net = build_model("recgoat", ds, SMALL).to(CUDA).train()
     assert all(t.device.type == "cuda" for t in [*net.parameters(), *net.buffers()])
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    optimizer = adam(net, 1e-3)
     u, p, n = (torch.from_numpy(a[:64]).to(CUDA) for a in NegativeSampler(ds).epoch(np.random.default_rng(0)))
     parts = train_step(net, optimizer, u, p, n)
     assert all(v.device.type == "cuda" and torch.isfinite(v).all() for v in parts.values())

@@ -19,7 +19,9 @@ EPOCHS = 2
 def toy_text(toy):
     rng = np.random.default_rng(0)
     return dataclasses.replace(toy, item_features={**toy.item_features,
-                                                   "text": rng.standard_normal((toy.n_items, 16)).astype(np.float32)})
+                                                   "text": rng.standard_normal((toy.n_items, 16)).astype(np.float32)},
+                               user_features={**toy.user_features,
+                                              "text": rng.standard_normal((toy.n_users, 16)).astype(np.float32)})
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +32,8 @@ def toy_study():
 
 @pytest.fixture(scope="module")
 def variants():
-    keep = (inv.DEFAULT, "items unnormalised", "RecGOAT text, released Sinkhorn", "lm_inject text")
+    keep = (inv.DEFAULT, "items unnormalised", "RecGOAT text, released Sinkhorn",
+            "RecGOAT text + user LM, released Sinkhorn", "lm_inject text")
     return tuple(dataclasses.replace(v, epochs=EPOCHS) for v in inv.VARIANTS if v.label in keep)
 
 
@@ -100,6 +103,9 @@ def test_answers_quote_the_records(results, toy_study, variants):
     log = inv.read_plan_log(found["RecGOAT text, released Sinkhorn"], results)
     assert list(log["epoch"]) == list(range(EPOCHS + 1))  # initialisation, then every epoch
     assert f"{log['mass'].iloc[0]:.5f} at initialisation" in text[9]
+    with_users = inv.read_plan_log(found["RecGOAT text + user LM, released Sinkhorn"], results)
+    assert f"{with_users['mass'].iloc[-1]:.5f} after epoch {EPOCHS}" in text[9]
+    assert "no user branch" in text[9] and "with the user LM branch" in text[9]
     inject = inv.valid_curve(found["lm_inject text"])[EPOCHS]
     assert f"{inject:.4f}" in text[10] and f"{base:.4f}" in text[10]
 
@@ -109,6 +115,8 @@ def test_missing_runs_are_said(results, toy_study, variants):
     table = inv.investigation_table((*variants, extra), toy_study, results).set_index("variant")
     assert table.loc["never run", "epochs"].startswith("not run yet")
     assert inv.answers(variants[2:], toy_study, results)[8].startswith("No answer yet")
+    unrun = dataclasses.replace(variants[3], overrides={**variants[3].overrides, "layers": 1})
+    assert f"No answer yet for {unrun.label}" in inv.answers((*variants[:3], unrun), toy_study, results)[9]
 
 
 def test_item_norm_switch(toy):

@@ -5,9 +5,10 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
 from recgoat_lib.models import build_model, make_config
-from recgoat_lib.train import NegativeSampler, TrainConfig, seed_everything, train
+from recgoat_lib.train import NegativeSampler, TrainConfig, adam, seed_everything, train, train_step
 
 FAST = TrainConfig(epochs=4, batch_size=4096, lr=2e-2, eval_every=2, patience=3, progress=False)
 
@@ -25,6 +26,23 @@ def test_released_negatives_can_hit_positives(tiny):
     u, _, n = s.epoch(np.random.default_rng(0))
     hits = sum(s._is_positive(*s.epoch(np.random.default_rng(k))[::2]).sum() for k in range(50))
     assert hits > 0
+
+
+def test_fused_adam_takes_the_steps_of_plain_adam(toy):
+    """`train.adam` (fused) against torch's default Adam: the same parameters after 10 LightGCN steps."""
+    seed_everything(0)
+    nets = [build_model("lightgcn", toy, make_config("lightgcn", dim=16)) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    optimizers = [adam(nets[0], 1e-2), torch.optim.Adam(nets[1].parameters(), lr=1e-2)]
+    assert optimizers[0].defaults["fused"] and not optimizers[1].defaults["fused"]
+    u, p, n = (torch.from_numpy(a[:512]) for a in NegativeSampler(toy).epoch(np.random.default_rng(0)))
+    start = nets[0].embedding.weight.detach().clone()
+    for _ in range(10):
+        for net, opt in zip(nets, optimizers):
+            train_step(net, opt, u, p, n)
+    assert (nets[0].embedding.weight - start).abs().max() > 1e-3  # the steps did move the parameters
+    for a, b in zip(nets[0].parameters(), nets[1].parameters()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["bpr", "lightgcn"])

@@ -85,6 +85,13 @@ def upcast(t: Tensor) -> Tensor:
     return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
 
 
+def users_items(x: Tensor, n_users: int) -> tuple[Tensor, Tensor]:
+    """The rows [users; items] of `x` as (users, items) views. Their gradient is one concatenation,
+    where two slices `x[:n]`, `x[n:]` would each zero-fill an [n_users + n_items, d] gradient and
+    then add the two (issue #16)."""
+    return x.split((n_users, len(x) - n_users))
+
+
 def bpr_loss(u: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
     """Bayesian personalised ranking: -log sigmoid(s(u, pos) - s(u, neg)), averaged."""
     return -nn.functional.logsigmoid((u * pos).sum(-1) - (u * neg).sum(-1)).mean()

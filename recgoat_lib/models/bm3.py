@@ -32,7 +32,7 @@ from torch.nn.functional import cosine_similarity, dropout
 
 from ..data import Dataset
 from ..graphs import to_torch_sparse, user_item_adjacency
-from .base import Embeddings, Recommender, norm_reg
+from .base import Embeddings, Recommender, norm_reg, users_items
 from .lightgcn import LightGCNPropagation
 
 
@@ -86,7 +86,8 @@ class BM3(Recommender):
         """(h_u, h_i): LightGCN outputs, the item's ego ID embedding added to its propagated one."""
         ego = self.embedding.weight
         out = self.propagate(ego)
-        return out[: self.n_users], out[self.n_users:] + ego[self.n_users:]
+        user, item = users_items(out, self.n_users)
+        return user, item + ego[self.n_users:]
 
     def forward(self) -> Embeddings:
         h_u, h_i = self.encode()

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from ..data import Dataset
 from ..graphs import knn_graph, sym_normalize, to_torch_sparse, user_item_adjacency
-from .base import Embeddings, Recommender, bpr_loss, info_nce, l2_reg
+from .base import Embeddings, Recommender, bpr_loss, info_nce, l2_reg, users_items
 from .lightgcn import LightGCNPropagation
 
 PERSPECTIVES = ("memory", "expansion")
@@ -143,7 +143,7 @@ class DPRec(Recommender):
 
     def forward(self) -> Embeddings:
         cf = self.propagate(self.embedding.weight)
-        user_cf, item_cf = cf[: self.n_users], cf[self.n_users:]
+        user_cf, item_cf = users_items(cf, self.n_users)
         views = {m: enc(item_cf) for m, enc in self.modalities.items()}
         user = user_cf + torch.stack([v["user"] for v in views.values()]).mean(0)
         item = item_cf + torch.stack([v["item"] for v in views.values()]).mean(0)

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from ..data import Dataset
 from ..graphs import knn_graph, sym_normalize, to_torch_sparse, user_item_adjacency
-from .base import Embeddings, Recommender, bpr_loss
+from .base import Embeddings, Recommender, bpr_loss, users_items
 from .lightgcn import LightGCNPropagation
 
 
@@ -109,7 +109,8 @@ class FREEDOM(Recommender):
         for _ in range(self.config.ii_layers):
             h = torch.sparse.mm(self.item_graph, h)
         out = self.propagate(ego, self.pruned_graph() if self.training else None)
-        return Embeddings(out[: self.n_users], out[self.n_users:] + h)
+        user, item = users_items(out, self.n_users)
+        return Embeddings(user, item + h)
 
     def loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
         emb = self()

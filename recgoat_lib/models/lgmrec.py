@@ -39,7 +39,7 @@ from torch.nn.functional import cross_entropy, gumbel_softmax, normalize, softma
 
 from ..data import Dataset
 from ..graphs import to_torch_sparse, user_item_adjacency
-from .base import Embeddings, Recommender, bpr_loss, norm_reg
+from .base import Embeddings, Recommender, bpr_loss, norm_reg, users_items
 from .lightgcn import LightGCNPropagation, SymmetricSpMM
 
 
@@ -140,7 +140,7 @@ class LGMRec(Recommender):
             extras[f"hyper_user_{m}"], extras[f"hyper_item_{m}"] = user, item
         hyper = sum(torch.cat([extras[f"hyper_user_{m}"], extras[f"hyper_item_{m}"]]) for m in self.project)
         out = local + self.config.alpha * normalize(hyper)
-        return Embeddings(out[: self.n_users], out[self.n_users:], extras)
+        return Embeddings(*users_items(out, self.n_users), extras)
 
     def loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
         emb = self()

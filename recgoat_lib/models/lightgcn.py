@@ -7,8 +7,8 @@ import torch
 from torch import Tensor, nn
 
 from ..data import Dataset
-from ..graphs import spmm, to_torch_sparse, user_item_adjacency
-from .base import Embeddings, Recommender, bpr_loss, full_precision, l2_reg, upcast
+from ..graphs import mean_of_powers, spmm, to_torch_sparse, user_item_adjacency
+from .base import Embeddings, Recommender, bpr_loss, full_precision, l2_reg, upcast, users_items
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,24 @@ class SymmetricSpMM(torch.autograd.Function):
         return None, spmm(ctx.adj, grad.contiguous())
 
 
+class SymmetricMeanPropagation(torch.autograd.Function):
+    """(X + A X + ... + A^L X) / (L + 1) for a symmetric sparse A, in one autograd node.
+
+    Its gradient is the same polynomial of A^T = A applied to the incoming gradient, so forward and
+    backward are both `graphs.mean_of_powers`: L sparse products each, and none of the layer sums,
+    the scaling, or the gradient accumulations that autograd would make over L separate products."""
+
+    @staticmethod
+    def forward(ctx, adj: Tensor, x: Tensor, layers: int) -> Tensor:
+        ctx.adj, ctx.layers = adj, layers
+        with full_precision(x):  # no bf16 sparse kernel: fp32 under bf16 autocast too
+            return mean_of_powers(adj, upcast(x).contiguous(), layers)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[None, Tensor, None]:
+        return None, mean_of_powers(ctx.adj, grad.contiguous(), ctx.layers), None
+
+
 def is_symmetric(adj: Tensor) -> bool:
     """Whether a sparse matrix equals its transpose (same pattern and values)."""
     a = adj.to_sparse_coo().coalesce()
@@ -57,12 +75,9 @@ class LightGCNPropagation(nn.Module):
 
     def forward(self, x: Tensor, adj: Tensor | None = None) -> Tensor:
         """Propagate over `adj` when given (e.g. a pruned graph; symmetric too), else over the stored graph."""
-        adj = self.adj if adj is None else adj
-        out = x
-        for _ in range(self.layers):
-            x = SymmetricSpMM.apply(adj, x)
-            out = out + x
-        return out / (self.layers + 1)
+        if self.layers == 0:
+            return x
+        return SymmetricMeanPropagation.apply(self.adj if adj is None else adj, x, self.layers)
 
 
 class LightGCN(Recommender):
@@ -80,7 +95,7 @@ class LightGCN(Recommender):
 
     def forward(self) -> Embeddings:
         out = self.propagate(self.embedding.weight)
-        return Embeddings(out[: self.n_users], out[self.n_users:])
+        return Embeddings(*users_items(out, self.n_users))
 
     def loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
         emb = self()

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from ..data import Dataset
 from ..graphs import to_torch_sparse, user_item_adjacency
-from .base import Embeddings, Recommender, bpr_loss, l2_reg
+from .base import Embeddings, Recommender, bpr_loss, l2_reg, users_items
 from .lightgcn import LightGCNPropagation
 from .vbpr import concat_features
 
@@ -62,7 +62,7 @@ class NaiveLMInjection(Recommender):
     def forward(self) -> Embeddings:
         items = self.item_inputs()
         out = self.propagate(torch.cat([self.user_emb.weight, items]))
-        return Embeddings(out[: self.n_users], out[self.n_users:], {"item_inputs": items})
+        return Embeddings(*users_items(out, self.n_users), {"item_inputs": items})
 
     def loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
         emb = self()

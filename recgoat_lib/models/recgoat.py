@@ -48,7 +48,7 @@ from torch import Tensor, nn
 from ..data import DataError, Dataset
 from ..graphs import in_neighbourhood, knn_graph, to_torch_sparse, user_item_adjacency, with_self_loops
 from ..ot import SINKHORN_METHODS, dimension_cost, plan_diagnostics, transport_plan
-from .base import Embeddings, Recommender, bpr_loss, evaluating, info_nce, l2_reg
+from .base import Embeddings, Recommender, bpr_loss, evaluating, info_nce, l2_reg, users_items
 from .gat import SparseGATConv
 from .lightgcn import LightGCNPropagation
 
@@ -254,7 +254,7 @@ class RecGOAT(Recommender):
         c = self.config
         # Step 2: LightGCN over the normalised user-item graph (docs/paper.md#user-item-graph-lightgcn)
         out = self.propagate(self.embedding.weight)
-        user, item_cf = out[: self.n_users], out[self.n_users:]
+        user, item_cf = users_items(out, self.n_users)
         if users is not None:
             user = user[users]
         # Step 2: Linear + GAT over each modality's item-item kNN graph
