@@ -67,8 +67,8 @@ class Variant:
 
     @property
     def uses_user_text(self) -> bool:
-        """RecGOAT with its user LM branch (on unless the overrides turn it off) reads user LM features."""
-        return self.model == "recgoat" and self.overrides.get("user_branch", True)
+        """Whether the model as configured has a user LM branch (RecGOAT's default, unless turned off)."""
+        return bool(getattr(self.spec().model_config, "user_branch", False))
 
 
 ID_ONLY = SPORTS_CONVERGED.models["recgoat ID-only"][1]  # modalities=(), user_branch=False
@@ -331,8 +331,8 @@ class PlanLogger:
 
 
 def sports_with_item_text(ds):
-    """Sports with its cached item text features only (user LM features are not encoded: they cost
-    ~45 minutes of one core, and no run here reads them)."""
+    """Sports with its cached item text features only, for the runs without a user LM branch (user LM
+    features cost ~15 minutes of one core to encode when not cached)."""
     import dataclasses
 
     from .lm import as_encoder, encode_items
@@ -346,9 +346,8 @@ def train_missing(variants: tuple[Variant, ...] = VARIANTS, study: Study = SPORT
                   results_dir: Path = RESULTS_DIR, only: list[str] | None = None) -> None:
     """Train the variants without a record, in the order given (item 9's with its plan log)."""
     from .data import load_dataset
-    from .runner import run, run_many
-
     from .lm import with_lm_features
+    from .runner import run, run_many
 
     found, _ = investigation_records(variants, study, results_dir)
     ds = load_dataset(study.dataset)

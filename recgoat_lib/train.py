@@ -142,8 +142,8 @@ def training_precision(precision: str, device: torch.device) -> contextlib.Abstr
 def adam(model: nn.Module, lr: float) -> torch.optim.Adam:
     """Adam over the model's parameters, as every training loop and benchmark here builds it: the fused
     kernel (`fused=True`), one pass over each parameter, its gradient and both moments per step, where
-    the default single-tensor implementation makes one pass per elementary operation (issue #16;
-    `benchmarks.floor` compares steps with it and without). The same update, equal to float rounding."""
+    the default single-tensor implementation makes one pass per elementary operation (issue #16).
+    The same update, equal to float rounding (tests/test_train.py)."""
     return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
 
 
