@@ -38,12 +38,8 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def seconds_per_call(fn: Callable[[], object], calls: int, device: torch.device, warmup: int = 1) -> float:
-    """Fastest wall-clock seconds of `fn()` over `calls` calls, after `warmup` untimed calls.
-
-    The minimum, not the mean: on a shared machine other processes only ever add time, so the
-    fastest call is the best estimate of what the code itself costs.
-    """
+def call_times(fn: Callable[[], object], calls: int, device: torch.device, warmup: int = 1) -> list[float]:
+    """Wall-clock seconds of each of `calls` calls of `fn()`, after `warmup` untimed calls."""
     if calls < 1:
         raise ValueError(f"calls must be >= 1, got {calls}")
     for _ in range(warmup):
@@ -55,7 +51,16 @@ def seconds_per_call(fn: Callable[[], object], calls: int, device: torch.device,
         fn()
         sync(device)
         times.append(time.perf_counter() - t0)
-    return min(times)
+    return times
+
+
+def seconds_per_call(fn: Callable[[], object], calls: int, device: torch.device, warmup: int = 1) -> float:
+    """Fastest wall-clock seconds of `fn()` over `calls` calls, after `warmup` untimed calls.
+
+    The minimum, not the mean: on a shared machine other processes only ever add time, so the
+    fastest call is the best estimate of what the code itself costs.
+    """
+    return min(call_times(fn, calls, device, warmup))
 
 
 def growth_exponent(x, y) -> float:

@@ -130,13 +130,16 @@ def oat_points(scale: Scale, n_items: int) -> list[dict]:
     return points
 
 
-def run_task(task: dict, timeout_s: int, threads: int, library: Path | None = None) -> dict:
+def run_task(task: dict, timeout_s: int, threads: int, library: Path | None = None,
+             env: dict[str, str] | None = None) -> dict:
     """One task in a fresh interpreter; its JSON row, or {"error": ...} on failure or timeout.
 
     `library`: a directory holding another `recgoat_lib` (e.g. the code before a change) that the task
-    imports instead of this checkout's; the task code (`benchmarks`) stays this checkout's.
+    imports instead of this checkout's; the task code (`benchmarks`) stays this checkout's. `env`: further
+    environment variables of the task's process.
     """
-    env = {**os.environ, **{v: str(threads) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "RECGOAT_THREADS")}}
+    env = {**os.environ, **{v: str(threads) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "RECGOAT_THREADS")},
+           **(env or {})}
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as shim:
         cwd = REPO_ROOT

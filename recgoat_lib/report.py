@@ -165,6 +165,7 @@ BENCHMARK_TABLES = (
     ("cpu_floor_versus.csv", "efficiency_floor_versus",
      ["version", "dim", "batch_size", "epoch_s", "eval_valid_test_s", "eval_floor_s", "eval_over_floor",
       "eval_speedup", "max_rel_loss_diff_vs_before"]),
+    ("cpu_allocator.csv", "efficiency_allocator", None),
     ("executors.csv", "efficiency_executors", None),
     ("reuse.csv", "efficiency_reuse", None),
     ("cpu_bf16.csv", "efficiency_bf16", ["part", "precision", "seed", "recall@20", "ndcg@20", "dim", "fp32_step_s",

@@ -1,7 +1,37 @@
-"""The one peak-memory mechanism (`recgoat_lib.memory`): readings, the high-water mark and its reset."""
-import numpy as np
+"""The one peak-memory mechanism (`recgoat_lib.memory`): readings, the high-water mark and its reset; and the
+allocator setting it makes on import."""
+import json
+import os
+import subprocess
+import sys
 
-from recgoat_lib.memory import current_memory, peak_memory, reset_peak_memory
+import numpy as np
+import pytest
+
+from recgoat_lib.data import REPO_ROOT
+from recgoat_lib.memory import MALLOC_ENV, current_memory, keep_freed_blocks, peak_memory, reset_peak_memory
+
+# LightGCN batches at Baby's graph size ([26495, 64] blocks of 6.8 MB): minor page faults per batch, after warm-up
+_FAULTS = """
+import json, resource, sys
+import numpy as np, torch
+import recgoat_lib
+from recgoat_lib.models import build_model
+from recgoat_lib.train import NegativeSampler, adam, seed_everything, train_step
+from benchmarks.measure import synthetic_dataset
+ds = synthetic_dataset(19445, 7050, 118000)
+seed_everything(0)
+net = build_model("lightgcn", ds, {"dim": 64}).train()
+optimizer = adam(net, 1e-3)
+u, p, n = (torch.from_numpy(a) for a in NegativeSampler(ds).epoch(np.random.default_rng(0)))
+faults = []
+for b in range(10):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    rows = slice(256 * b, 256 * (b + 1))
+    train_step(net, optimizer, u[rows], p[rows], n[rows])
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(json.dumps({"faults": faults[4:], "loss": float(net.loss(u[:256], p[:256], n[:256])["loss"])}))
+"""
 
 
 def test_peak_rss_is_positive_and_sees_an_allocation():
@@ -22,3 +52,23 @@ def test_reset_starts_a_new_peak_at_the_current_rss():
     block = np.ones(64 * 2**20 // 8)
     assert peak_memory().rss_mb - now.rss_mb >= 48  # the extra peak of what ran after the reset
     del block
+
+
+def _lightgcn_faults(**env: str) -> dict:
+    clean = {k: v for k, v in os.environ.items() if k != MALLOC_ENV and not k.startswith("MALLOC_")}
+    out = subprocess.run([sys.executable, "-c", _FAULTS], env={**clean, "PYTHONPATH": str(REPO_ROOT), **env},
+                         cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc and /proc: Linux only")
+def test_kept_blocks_stop_the_per_batch_page_faults_and_change_no_value():
+    kept, default = _lightgcn_faults(), _lightgcn_faults(**{MALLOC_ENV: "default"})
+    assert sum(default["faults"]) > 10_000  # glibc's defaults: the blocks are mapped afresh every batch
+    assert sum(kept["faults"]) < sum(default["faults"]) / 10
+    assert kept["loss"] == default["loss"]
+
+
+def test_keep_freed_blocks_can_be_turned_off(monkeypatch):
+    monkeypatch.setenv(MALLOC_ENV, "default")
+    assert keep_freed_blocks() is False

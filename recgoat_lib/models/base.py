@@ -92,6 +92,15 @@ def users_items(x: Tensor, n_users: int) -> tuple[Tensor, Tensor]:
     return x.split((n_users, len(x) - n_users))
 
 
+def batch_rows(x: Tensor, n_users: int, users: Tensor, pos: Tensor, neg: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The rows of a batch's users, positive and negative items in [users; items] `x`, gathered at once.
+
+    Three gathers would each scatter their gradient into its own zero-filled [n_users + n_items, d]
+    tensor and autograd would then add the three; one gather scatters into one (issue #16)."""
+    rows = torch.cat([users, n_users + pos, n_users + neg])
+    return x.index_select(0, rows).split((len(users), len(pos), len(neg)))
+
+
 def bpr_loss(u: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
     """Bayesian personalised ranking: -log sigmoid(s(u, pos) - s(u, neg)), averaged."""
     return -nn.functional.logsigmoid((u * pos).sum(-1) - (u * neg).sum(-1)).mean()

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from ..data import Dataset
 from ..graphs import knn_graph, sym_normalize, to_torch_sparse, user_item_adjacency
-from .base import Embeddings, Recommender, bpr_loss, info_nce, l2_reg, users_items
+from .base import Embeddings, Recommender, batch_rows, bpr_loss, info_nce, l2_reg, users_items
 from .lightgcn import LightGCNPropagation
 
 PERSPECTIVES = ("memory", "expansion")
@@ -163,8 +163,7 @@ class DPRec(Recommender):
     def loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
         emb = self()
         bpr = bpr_loss(emb.user[users], emb.item[pos], emb.item[neg])
-        ego = self.embedding.weight
-        reg = self.config.reg * l2_reg(ego[users], ego[self.n_users + pos], ego[self.n_users + neg])
+        reg = self.config.reg * l2_reg(*batch_rows(self.embedding.weight, self.n_users, users, pos, neg))
         out = {"loss": bpr + reg, "bpr": bpr, "reg": reg}
         if self.config.alignment:
             align = self.alignment_loss(emb, self._subsample(users.unique()), self._subsample(pos.unique()))

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from ..data import Dataset
 from ..graphs import mean_of_powers, spmm, to_torch_sparse, user_item_adjacency
-from .base import Embeddings, Recommender, bpr_loss, full_precision, l2_reg, upcast, users_items
+from .base import Embeddings, Recommender, batch_rows, bpr_loss, full_precision, l2_reg, upcast, users_items
 
 
 @dataclass(frozen=True)
@@ -98,8 +98,7 @@ class LightGCN(Recommender):
         return Embeddings(*users_items(out, self.n_users))
 
     def loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> dict[str, Tensor]:
-        emb = self()
-        bpr = bpr_loss(emb.user[users], emb.item[pos], emb.item[neg])
         ego = self.embedding.weight
-        reg = self.config.reg * l2_reg(ego[users], ego[self.n_users + pos], ego[self.n_users + neg])
+        bpr = bpr_loss(*batch_rows(self.propagate(ego), self.n_users, users, pos, neg))
+        reg = self.config.reg * l2_reg(*batch_rows(ego, self.n_users, users, pos, neg))
         return {"loss": bpr + reg, "bpr": bpr, "reg": reg}

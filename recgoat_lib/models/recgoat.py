@@ -48,7 +48,7 @@ from torch import Tensor, nn
 from ..data import DataError, Dataset
 from ..graphs import in_neighbourhood, knn_graph, to_torch_sparse, user_item_adjacency, with_self_loops
 from ..ot import SINKHORN_METHODS, dimension_cost, plan_diagnostics, transport_plan
-from .base import Embeddings, Recommender, bpr_loss, evaluating, info_nce, l2_reg, users_items
+from .base import Embeddings, Recommender, batch_rows, bpr_loss, evaluating, info_nce, l2_reg, users_items
 from .gat import SparseGATConv
 from .lightgcn import LightGCNPropagation
 
@@ -312,8 +312,7 @@ class RecGOAT(Recommender):
         emb = self(batch_users)
         u, p, n = emb.user[inverse], emb.item[pos], emb.item[neg]
         bpr = bpr_loss(u, p, n)
-        ego = self.embedding.weight
-        reg = c.reg * l2_reg(ego[users], ego[self.n_users + pos], ego[self.n_users + neg])
+        reg = c.reg * l2_reg(*batch_rows(self.embedding.weight, self.n_users, users, pos, neg))
         logged = {k: v for k, v in emb.extras.items() if k.startswith(LOGGED_EXTRAS)}
         if c.cl_weight == 0:  # no CMCL: skip the InfoNCE terms (most of a step) instead of weighting them by 0
             return {"loss": bpr + reg, "bpr": bpr, "reg": reg, **logged}
