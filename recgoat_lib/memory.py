@@ -21,8 +21,8 @@ import torch
 
 _STATUS = Path("/proc/self/status")
 #: glibc's mallopt parameters (malloc.h) and the values `keep_freed_blocks` sets
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-MMAP_THRESHOLD_MB, TRIM_THRESHOLD_MB = 32, 64
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+TRIM_THRESHOLD_MB = 64
 #: $RECGOAT_MALLOC=default leaves glibc's allocator as configured (its defaults, or MALLOC_* variables)
 MALLOC_ENV = "RECGOAT_MALLOC"
 
@@ -91,16 +91,19 @@ def peak_memory() -> Memory:
 def keep_freed_blocks() -> bool:
     """Have glibc's malloc reuse freed tensor memory instead of handing it back to the kernel.
 
-    A training step allocates and frees the same [n_users + n_items, d] blocks every batch (the
-    propagated embeddings, their gradients, the gradient's zero-filled scatter targets). Under
-    glibc's defaults such blocks are mapped fresh and unmapped when freed, or, once its dynamic
-    threshold has moved, trimmed off the heap top, so each batch page-faults on every 4 kB page it
-    writes first: a LightGCN step on Baby's shape took 5,000-18,000 minor faults per batch, and none
-    after warm-up with the settings below (`tests/test_memory.py` counts them). Blocks up to 32 MB
-    (glibc's largest mmap threshold) now come from the heap, which keeps up to 64 MB of freed memory
-    at its top. Computed values are unchanged; the speed effect is measured by
-    `python -m benchmarks.allocator`. Applied on importing `recgoat_lib`; returns whether it was:
-    not where $RECGOAT_MALLOC is "default", nor where the C library is not glibc.
+    A training step allocates and frees the same blocks every batch ([n_users + n_items, d]
+    propagated embeddings and their gradients, [items, d] views, the zero-filled targets of
+    gradient scatters). Under glibc's defaults every block above its mmap threshold (128 kB, moving
+    up to 32 MB at most) is mapped fresh and unmapped when freed, and the heap's top is trimmed back
+    to the kernel, so each batch page-faults on every 4 kB page it writes first: 5,000-18,000 minor
+    faults per LightGCN batch at Baby's size and 1.2 million per RecGOAT step at Sports' d = 600.
+    Here no block is mapped on its own (M_MMAP_MAX = 0: all come from the heap, glibc still maps
+    memory itself if the heap cannot grow), and the heap keeps up to 64 MB of freed memory at its
+    top (M_TRIM_THRESHOLD), so freed blocks are reused. The cost is resident memory: the heap stays
+    near the largest peak the process has reached. Computed values are unchanged
+    (`tests/test_memory.py` counts the faults and compares the loss); `python -m benchmarks.allocator`
+    measures speed and peak RSS under both settings. Applied on importing `recgoat_lib`; returns whether
+    it was: not where $RECGOAT_MALLOC is "default", nor where the C library is not glibc.
     """
     if os.environ.get(MALLOC_ENV, "").strip().lower() == "default":
         return False
@@ -108,5 +111,4 @@ def keep_freed_blocks() -> bool:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):
         return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_MB << 20)
-                and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_MB << 20))
+    return bool(mallopt(_M_MMAP_MAX, 0) and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_MB << 20))
