@@ -19,6 +19,7 @@ everything measured before it). A task is a dict with "task" in {"model", "oat",
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
@@ -92,7 +93,8 @@ def model_task(model: str, data: dict, dim: int, batches: int, floors: tuple[str
         one_batch()
         faults.append(_minor_faults() - before)
 
-    times = call_times(counted_batch, batches, device)
+    with _kept_blocks():
+        times = call_times(counted_batch, batches, device)
     batch_s = min(times)
     row = {"model": model, "overrides": json.dumps(overrides or {}), "dataset": ds.name, "users": ds.n_users,
            "items": ds.n_items,
@@ -253,7 +255,9 @@ def recgoat_parts_task(data: dict, dim: int, calls: int, seed: int = 2025,
     parts.append((f"CMCL: one view-pair InfoNCE ({len(items)} rows)", views * (views - 1) // 2, nce(len(items))))
     if net.user_lm is not None and c.user_fusion == "align":
         parts.append((f"CMCL: user-pair InfoNCE ({len(users)} rows)", 1, nce(len(users))))
-    rows = [{"part": name, "count": count, "seconds": seconds_per_call(fn, calls, device)} for name, count, fn in parts]
+    with _kept_blocks():
+        rows = [{"part": name, "count": count, "seconds": seconds_per_call(fn, calls, device)}
+                for name, count, fn in parts]
     whole = rows[0]["seconds"]
     return [{**r, "share": r["seconds"] * r["count"] / whole, "dim": dim, "dataset": ds.name} for r in rows]
 
@@ -349,7 +353,8 @@ def recgoat_floor_task(data: dict, dim: int, calls: int, batch_size: int = 4096,
     floor["LightGCN propagation"] = lambda: _bare_spmm(adj, x, 2 * net.propagate.layers)
 
     fns = {f"floor: {k}": v for k, v in floor.items()}  # plain tensors: no autograd bookkeeping in the floor
-    best = _best_interleaved({"step": lambda: train_step(net, optimizer, u, p, n), **fns}, calls, device)
+    with _kept_blocks():
+        best = _best_interleaved({"step": lambda: train_step(net, optimizer, u, p, n), **fns}, calls, device)
     floor_s = sum(v for k, v in best.items() if k != "step")
     return {"dataset": ds.name, "users": ds.n_users, "items": ds.n_items,
             "train_interactions": len(ds.split_pairs("train")[0]), "item_dims": json.dumps(data.get("item_dims", {})),
@@ -357,6 +362,15 @@ def recgoat_floor_task(data: dict, dim: int, calls: int, batch_size: int = 4096,
             "timed_rounds": calls, "step_s": best["step"], "floor_s": floor_s,
             "step_over_floor": best["step"] / floor_s,
             "floor_parts": {k: v for k, v in best.items() if k != "step"}, "peak_rss_mb": peak_memory().rss_mb}
+
+
+def _kept_blocks() -> contextlib.AbstractContextManager:
+    """The allocator setting the imported library's training loop runs its steps under (`memory.kept_blocks`),
+    or none under a library from before it (the epoch task also times older versions)."""
+    from recgoat_lib import memory
+
+    make = getattr(memory, "kept_blocks", None)
+    return make() if make is not None else contextlib.nullcontext()
 
 
 def _adam(net: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
@@ -405,13 +419,14 @@ def epoch_task(data: dict, dim: int, batches: int, eval_calls: int = EVAL_CALLS,
     u, p, n = (torch.from_numpy(a).to(device) for a in NegativeSampler(ds).epoch(np.random.default_rng(seed)))
     sample_s = time.perf_counter() - t0
     losses, times = [], []
-    for b in range(batches + 1):
-        sl = slice(b * batch_size, (b + 1) * batch_size)
-        sync(device)
-        t0 = time.perf_counter()
-        losses.append(float(train_step(net, optimizer, u[sl], p[sl], n[sl])["loss"]))
-        sync(device)
-        times.append(time.perf_counter() - t0)
+    with _kept_blocks():
+        for b in range(batches + 1):
+            sl = slice(b * batch_size, (b + 1) * batch_size)
+            sync(device)
+            t0 = time.perf_counter()
+            losses.append(float(train_step(net, optimizer, u[sl], p[sl], n[sl])["loss"]))
+            sync(device)
+            times.append(time.perf_counter() - t0)
     n_batches = math.ceil(len(u) / batch_size)
 
     splits = ("valid", "test")
@@ -458,7 +473,8 @@ def recgoat_precision_task(data: dict, dim: int, calls: int, batch_size: int = 4
             losses[precision] = float(net.loss(u, p, n)["loss"])
     steps = {precision: lambda precision=precision: train_step(net, optimizer, u, p, n, precision=precision)
              for precision in ("fp32", "bf16")}
-    best = _best_interleaved(steps, calls, device)
+    with _kept_blocks():
+        best = _best_interleaved(steps, calls, device)
     return {"dataset": ds.name, "dim": dim, "batch_size": len(u), "timed_rounds": calls,
             "fp32_step_s": best["fp32"], "bf16_step_s": best["bf16"], "bf16_speedup": best["fp32"] / best["bf16"],
             "fp32_loss": losses["fp32"], "bf16_loss": losses["bf16"],

@@ -7,22 +7,25 @@ VmRSS now and VmHWM, its high-water mark, which `reset_peak_memory` sets back to
 RSS), and, once this process has used CUDA, the caching allocator's allocated bytes and their peak
 (a process that never touched CUDA is not made to initialise it just to read zeros).
 
-It also holds the one allocator setting the library makes (`keep_freed_blocks`, applied on import).
+It also holds the one allocator setting the library makes, while training steps run (`kept_blocks`).
 """
 from __future__ import annotations
 
 import ctypes
 import os
 import resource
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 _STATUS = Path("/proc/self/status")
-#: glibc's mallopt parameters (malloc.h) and the values `keep_freed_blocks` sets
+#: glibc's mallopt parameters (malloc.h): the values `kept_blocks` sets, and glibc's defaults it restores
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
 TRIM_THRESHOLD_MB = 64
+_DEFAULT_MMAP_MAX, _DEFAULT_TRIM_THRESHOLD = 65536, 128 * 1024
 #: $RECGOAT_MALLOC=default leaves glibc's allocator as configured (its defaults, or MALLOC_* variables)
 MALLOC_ENV = "RECGOAT_MALLOC"
 
@@ -88,27 +91,46 @@ def peak_memory() -> Memory:
     return Memory(rss, torch.cuda.max_memory_allocated() / 2**20)
 
 
-def keep_freed_blocks() -> bool:
-    """Have glibc's malloc reuse freed tensor memory instead of handing it back to the kernel.
+def _glibc() -> ctypes.CDLL | None:
+    """The C library when it is glibc and $RECGOAT_MALLOC does not ask to leave it alone, else None."""
+    if os.environ.get(MALLOC_ENV, "").strip().lower() == "default":
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+@contextmanager
+def kept_blocks() -> Iterator[bool]:
+    """While training steps run, have glibc's malloc reuse freed memory instead of handing it back.
 
     A training step allocates and frees the same blocks every batch ([n_users + n_items, d]
     propagated embeddings and their gradients, [items, d] views, the zero-filled targets of
     gradient scatters). Under glibc's defaults every block above its mmap threshold (128 kB, moving
     up to 32 MB at most) is mapped fresh and unmapped when freed, and the heap's top is trimmed back
-    to the kernel, so each batch page-faults on every 4 kB page it writes first: 5,000-18,000 minor
+    to the kernel, so each batch page-faults on every 4 kB page it writes first: thousands of minor
     faults per LightGCN batch at Baby's size and 1.2 million per RecGOAT step at Sports' d = 600.
-    Here no block is mapped on its own (M_MMAP_MAX = 0: all come from the heap, glibc still maps
-    memory itself if the heap cannot grow), and the heap keeps up to 64 MB of freed memory at its
-    top (M_TRIM_THRESHOLD), so freed blocks are reused. The cost is resident memory: the heap stays
-    near the largest peak the process has reached. Computed values are unchanged
-    (`tests/test_memory.py` counts the faults and compares the loss); `python -m benchmarks.allocator`
-    measures speed and peak RSS under both settings. Applied on importing `recgoat_lib`; returns whether
-    it was: not where $RECGOAT_MALLOC is "default", nor where the C library is not glibc.
+    Inside this context no block is mapped on its own (M_MMAP_MAX = 0: all come from the heap; glibc
+    still maps memory itself if the heap cannot grow) and the heap keeps up to 64 MB of freed memory at
+    its top (M_TRIM_THRESHOLD), so the step's blocks are reused from batch to batch. On leaving, glibc's
+    default mapping and trimming come back and the freed heap pages are returned (`malloc_trim`), so
+    that model building and evaluation, whose large one-off blocks would otherwise fragment a heap that
+    never shrinks, run as before. Computed values are unchanged (`tests/test_memory.py` counts the faults
+    and compares the loss); `python -m benchmarks.allocator` measures speed and peak RSS with and
+    without. Yields whether the setting is in force: not where $RECGOAT_MALLOC is "default", nor where
+    the C library is not glibc.
     """
-    if os.environ.get(MALLOC_ENV, "").strip().lower() == "default":
-        return False
+    libc = _glibc()
+    if libc is None:
+        yield False
+        return
+    libc.mallopt(_M_MMAP_MAX, 0)
+    libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_MB << 20)
     try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(_M_MMAP_MAX, 0) and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_MB << 20))
+        yield True
+    finally:
+        libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
+        libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+        libc.malloc_trim(0)

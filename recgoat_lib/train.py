@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from .data import Dataset
 from .determinism import pin_threads
 from .evaluate import EvalResult, evaluate, evaluate_splits
-from .memory import peak_memory
+from .memory import kept_blocks, peak_memory
 from .models.base import LOGITS_BUFFERS, Recommender
 
 RELEASED_SELECT_K = 10  # the released RecGOAT code selects on test NDCG@10
@@ -201,11 +201,12 @@ def fit(model: nn.Module, config: TrainConfig, seed: int, epoch_batches: EpochBa
         t0 = time.perf_counter()
         sums: dict[str, float] = {}
         n_batches = 0
-        for batch in itertools.islice(epoch_batches(rng, device), config.max_batches):
-            parts = train_step(model, optimizer, *batch, precision=config.precision)
-            for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-            n_batches += 1
+        with kept_blocks():  # the steps' freed blocks reused from batch to batch (memory.kept_blocks)
+            for batch in itertools.islice(epoch_batches(rng, device), config.max_batches):
+                parts = train_step(model, optimizer, *batch, precision=config.precision)
+                for k, v in parts.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach())
+                n_batches += 1
         train_times.append(time.perf_counter() - t0)
         row = {"epoch": epoch + 1, **{k: v / n_batches for k, v in sums.items()}, "train_s": train_times[-1]}
         if not np.isfinite(row["loss"]):

@@ -1,5 +1,5 @@
 """The one peak-memory mechanism (`recgoat_lib.memory`): readings, the high-water mark and its reset; and the
-allocator setting it makes on import."""
+allocator setting it makes while training steps run."""
 import json
 import os
 import subprocess
@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from recgoat_lib.data import REPO_ROOT
-from recgoat_lib.memory import MALLOC_ENV, current_memory, keep_freed_blocks, peak_memory, reset_peak_memory
+from recgoat_lib.memory import MALLOC_ENV, current_memory, kept_blocks, peak_memory, reset_peak_memory
 
 # LightGCN batches at Baby's graph size ([26495, 64] blocks of 6.8 MB): minor page faults per batch, after warm-up
 _FAULTS = """
 import json, resource, sys
 import numpy as np, torch
-import recgoat_lib
+from recgoat_lib.memory import kept_blocks
 from recgoat_lib.models import build_model
 from recgoat_lib.train import NegativeSampler, adam, seed_everything, train_step
 from benchmarks.measure import synthetic_dataset
@@ -25,11 +25,12 @@ net = build_model("lightgcn", ds, {"dim": 64}).train()
 optimizer = adam(net, 1e-3)
 u, p, n = (torch.from_numpy(a) for a in NegativeSampler(ds).epoch(np.random.default_rng(0)))
 faults = []
-for b in range(10):
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    rows = slice(256 * b, 256 * (b + 1))
-    train_step(net, optimizer, u[rows], p[rows], n[rows])
-    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+with kept_blocks():  # as train.fit runs its batches
+    for b in range(10):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        rows = slice(256 * b, 256 * (b + 1))
+        train_step(net, optimizer, u[rows], p[rows], n[rows])
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 print(json.dumps({"faults": faults[4:], "loss": float(net.loss(u[:256], p[:256], n[:256])["loss"])}))
 """
 
@@ -69,6 +70,21 @@ def test_kept_blocks_stop_the_per_batch_page_faults_and_change_no_value():
     assert kept["loss"] == default["loss"]
 
 
-def test_keep_freed_blocks_can_be_turned_off(monkeypatch):
+def test_kept_blocks_can_be_turned_off(monkeypatch):
     monkeypatch.setenv(MALLOC_ENV, "default")
-    assert keep_freed_blocks() is False
+    with kept_blocks() as kept:
+        assert kept is False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc and /proc: Linux only")
+def test_leaving_kept_blocks_hands_the_freed_heap_back():
+    reset_peak_memory(release_heap=True)
+    before = current_memory().rss_mb
+    with kept_blocks() as kept:
+        assert kept
+        blocks = [np.ones(2**20) for _ in range(96)]  # 96 blocks of 8 MB from the heap (no block mapped on its own)
+        blocks = blocks[1::2]  # free every other one: holes the heap keeps resident
+        held = current_memory().rss_mb
+    assert held > before + 500
+    assert current_memory().rss_mb < held - 300  # malloc_trim on leaving returned the holes' pages
+    del blocks
