@@ -2,13 +2,14 @@
 
 While `train.fit` runs an epoch's training steps, `memory.kept_blocks` stops glibc's malloc from
 mapping blocks on their own and lets its heap keep 64 MB of freed memory, so that the blocks a step
-allocates and frees every batch are reused instead of mapped, page-faulted and unmapped anew. This measures what that changes, in one run:
-each model's training batches (tasks.model_task, under `kept_blocks` as in `fit`) in fresh processes
-with the library's setting ("kept") and with $RECGOAT_MALLOC=default (glibc as configured), alternately, `--rounds` times each;
-per setting the round with the lowest mean batch time. The mean is the figure that matters here, an
-epoch being the sum of its batches; the fastest batch is shown too (a batch that happens not to fault
-hides the cost). Shapes are Amazon Baby's and Sports' sizes with random interactions and features
-(timing only, "synthetic").
+allocates and frees every batch are reused instead of mapped, page-faulted and unmapped anew. This
+measures what that changes, in one run: each model's training batches (tasks.model_task, under
+`kept_blocks` as in `fit`) in fresh processes with the library's setting ("kept") and with
+$RECGOAT_MALLOC=default (glibc as configured), alternately, `--rounds` times each; per setting the
+round with the lowest mean batch time. The mean is the figure that matters here, an epoch being the
+sum of its batches; the fastest batch is shown too (a batch that happens not to fault hides the
+cost). Shapes are Amazon Baby's and Sports' sizes with random interactions and features (timing
+only, "synthetic").
 
 Writes results/benchmarks/<device>_allocator.json and <device>_allocator.csv.
 """
