@@ -26,8 +26,9 @@ _STATUS = Path("/proc/self/status")
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
 TRIM_THRESHOLD_MB = 64
 _DEFAULT_MMAP_MAX, _DEFAULT_TRIM_THRESHOLD = 65536, 128 * 1024
-#: $RECGOAT_MALLOC=default leaves glibc's allocator as configured (its defaults, or MALLOC_* variables)
+#: $RECGOAT_MALLOC=default leaves glibc's allocator as configured, as does a malloc setting of the user's own
 MALLOC_ENV = "RECGOAT_MALLOC"
+_USER_MALLOC_ENV = ("MALLOC_MMAP_MAX_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,12 @@ def peak_memory() -> Memory:
 
 
 def _glibc() -> ctypes.CDLL | None:
-    """The C library when it is glibc and $RECGOAT_MALLOC does not ask to leave it alone, else None."""
+    """The C library when it is glibc and neither $RECGOAT_MALLOC=default nor the user's own malloc settings
+    (glibc's MALLOC_* variables or malloc tunables, which leaving the context would reset) say to leave it
+    alone, else None."""
     if os.environ.get(MALLOC_ENV, "").strip().lower() == "default":
+        return None
+    if any(v in os.environ for v in _USER_MALLOC_ENV) or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):
         return None
     try:
         libc = ctypes.CDLL("libc.so.6")
@@ -119,8 +124,8 @@ def kept_blocks() -> Iterator[bool]:
     that model building and evaluation, whose large one-off blocks would otherwise fragment a heap that
     never shrinks, run as before. Computed values are unchanged (`tests/test_memory.py` counts the faults
     and compares the loss); `python -m benchmarks.allocator` measures speed and peak RSS with and
-    without. Yields whether the setting is in force: not where $RECGOAT_MALLOC is "default", nor where
-    the C library is not glibc.
+    without. Yields whether the setting is in force: not where $RECGOAT_MALLOC is "default" or the user
+    has set glibc's malloc parameters, nor where the C library is not glibc.
     """
     libc = _glibc()
     if libc is None:

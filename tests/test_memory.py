@@ -70,8 +70,10 @@ def test_kept_blocks_stop_the_per_batch_page_faults_and_change_no_value():
     assert kept["loss"] == default["loss"]
 
 
-def test_kept_blocks_can_be_turned_off(monkeypatch):
-    monkeypatch.setenv(MALLOC_ENV, "default")
+@pytest.mark.parametrize("name, value", [(MALLOC_ENV, "default"), ("MALLOC_TRIM_THRESHOLD_", "1048576"),
+                                         ("GLIBC_TUNABLES", "glibc.malloc.mmap_max=0")])
+def test_kept_blocks_leaves_malloc_alone_when_told_or_configured_by_the_user(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
     with kept_blocks() as kept:
         assert kept is False
 
