@@ -12,14 +12,34 @@ from .data import Dataset
 
 
 def to_torch_sparse(m: sp.spmatrix, device: torch.device | str = "cpu") -> torch.Tensor:
-    """A scipy matrix as a torch sparse CSR tensor (the layout PyG's spmm is fastest with on CPU)."""
+    """A scipy matrix as a torch sparse CSR tensor (the layout PyG's spmm is fastest with on CPU), with
+    32-bit indices where they fit (`compact_indices`)."""
     m = m.tocsr().astype(np.float32)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(
+        return compact_indices(torch.sparse_csr_tensor(
             torch.from_numpy(m.indptr.astype(np.int64)), torch.from_numpy(m.indices.astype(np.int64)),
             torch.from_numpy(m.data), size=m.shape, device=device, check_invariants=False,
-        )
+        ))
+
+
+def index_dtype(*sizes: int) -> torch.dtype:
+    """The index type for sparse products over arrays of these sizes (rows, columns, nonzeros): int32 where
+    all fit, else int64. MKL's sparse BLAS, which torch calls for CSR x dense on CPU, takes 32-bit
+    indices; given int64 ones, torch converts both index arrays to fresh int32 tensors on every product
+    (two `aten::_to_copy` of nnz-long arrays, forward and backward; issue #16). cuSPARSE takes int32 too."""
+    return torch.int32 if max(sizes) < 2**31 - 1 else torch.int64
+
+
+def compact_indices(csr: torch.Tensor) -> torch.Tensor:
+    """`csr` (sparse CSR) with the index type `index_dtype` chooses for its size."""
+    dtype = index_dtype(*csr.shape, csr.values().numel())
+    if csr.crow_indices().dtype == dtype:
+        return csr
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(csr.crow_indices().to(dtype), csr.col_indices().to(dtype), csr.values(),
+                                       size=csr.shape, check_invariants=False)
 
 
 def spmm(adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -34,15 +54,15 @@ def mean_of_powers(adj: torch.Tensor, x: torch.Tensor, layers: int) -> torch.Ten
     """(x + A x + A^2 x + ... + A^L x) / (L + 1) for a sparse CSR `adj` and L = `layers` >= 1, without
     autograd: LightGCN's layer mean, and (A symmetric) its gradient too.
 
-    Evaluated by Horner's rule, h <- c x + A h with c = 1 / (L + 1) (the first step c x + c A x), each step
-    one sparse addmm that writes c x into a new tensor and adds A h to it. Summing the layer outputs
-    instead costs L + 1 more passes over [n, d] forward and as many again for autograd's gradient
-    accumulation (issue #16)."""
-    c = 1.0 / (layers + 1)
-    h = torch.addmm(x, adj, x, beta=c, alpha=c)
+    Evaluated by Horner's rule, h <- x + A h from h = x, then scaled once: each step one sparse product
+    written into a fresh output (`spmm`) and x added to it in place, while it is still in cache. Summing
+    the layer outputs instead costs L + 1 more passes over [n, d] forward and as many again for autograd's
+    gradient accumulation; a sparse addmm with c x as its input (h <- c x + A h) first copies c x into
+    each fresh output, which measured slower than the in-place add (issue #16)."""
+    h = spmm(adj, x).add_(x)
     for _ in range(layers - 1):
-        h = torch.addmm(x, adj, h, beta=c)
-    return h
+        h = spmm(adj, h).add_(x)
+    return h.mul_(1.0 / (layers + 1))
 
 
 def sym_normalize(a: sp.spmatrix) -> sp.csr_matrix:

@@ -103,7 +103,7 @@ def test_check_targets_reads_the_right_rows():
     t = check_targets({"models": models, "dims": dims, "growth": growth})
     assert len(t) == len(TARGETS)
     got = dict(zip(t["target"], zip(t["measured"], t["met"])))
-    assert got["LightGCN training batch / bare propagation floor"] == (1.5, True)
+    assert got["LightGCN training batch / chained propagation floor"] == (1.5, True)
     assert got["full-ranking evaluation (LightGCN) / matmul + top-k floor"] == (2.0, False)
     assert "RecGOAT epoch / LightGCN epoch, d = 64" not in got  # replaced by benchmarks/floor.py's step / floor
     assert got["RecGOAT d = 800 peak RSS (GB)"] == (5.0, False)

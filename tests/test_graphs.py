@@ -5,8 +5,9 @@ import scipy.sparse as sp
 
 import torch
 
-from recgoat_lib.graphs import (attended_neighbours, attention_summary, degree_stats, knn_graph, neighbour_agreement,
-                                spmm, to_torch_sparse, user_item_adjacency, with_self_loops)
+from recgoat_lib.graphs import (attended_neighbours, attention_summary, compact_indices, degree_stats, index_dtype,
+                                knn_graph, neighbour_agreement, spmm, to_torch_sparse, user_item_adjacency,
+                                with_self_loops)
 from recgoat_lib.toy import make_toy
 
 
@@ -101,3 +102,34 @@ def test_spmm_equals_torch_sparse_mm_whatever_the_fresh_memory_holds(monkeypatch
     monkeypatch.setattr(torch.Tensor, "new_empty", lambda self, *size: torch.full(size, float("nan")))
     out = spmm(adj, x)
     assert out.shape == (50, 8) and torch.equal(out, torch.sparse.mm(adj, x))
+
+
+def _index_copies(fn) -> int:
+    """How many tensor conversions (`aten::_to_copy`) one call of `fn` makes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    return sum(e.count for e in prof.key_averages() if e.key == "aten::_to_copy")
+
+
+@pytest.mark.skipif(not torch.backends.mkl.is_available(), reason="the index conversion is MKL's (x86 CPU builds)")
+def test_graph_products_convert_no_indices():
+    """MKL takes 32-bit indices: a graph from `to_torch_sparse` is multiplied as it is, where int64
+    indices make torch convert both index arrays in every product (issue #16)."""
+    m = sp.random(300, 200, density=0.05, random_state=0, format="csr")
+    adj = to_torch_sparse(m)
+    x = torch.randn(200, 16)
+    wide = torch.sparse_csr_tensor(adj.crow_indices().long(), adj.col_indices().long(), adj.values(), adj.shape)
+    assert _index_copies(lambda: spmm(wide, x)) >= 2  # the conversion this avoids is really there
+    assert adj.crow_indices().dtype == adj.col_indices().dtype == torch.int32
+    assert _index_copies(lambda: spmm(adj, x)) == 0
+    assert torch.equal(spmm(adj, x), spmm(wide, x))
+    assert torch.allclose(spmm(adj, x), torch.from_numpy((m @ x.double().numpy()).astype(np.float32)), atol=1e-5)
+
+
+def test_index_type_widens_only_past_int32():
+    assert index_dtype(10, 2**31 - 2) == torch.int32 and index_dtype(10, 2**31 - 1) == torch.int64
+    coo = torch.sparse_coo_tensor(torch.tensor([[0, 1], [1, 0]]), torch.ones(2), (2, 2))
+    csr = compact_indices(coo.to_sparse_csr())
+    assert csr.col_indices().dtype == torch.int32 and torch.equal(csr.to_dense(), coo.to_dense())

@@ -26,7 +26,7 @@ optimizer = adam(net, 1e-3)
 u, p, n = (torch.from_numpy(a) for a in NegativeSampler(ds).epoch(np.random.default_rng(0)))
 faults = []
 with kept_blocks():  # as train.fit runs its batches
-    for b in range(10):
+    for b in range(20):
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         rows = slice(256 * b, 256 * (b + 1))
         train_step(net, optimizer, u[rows], p[rows], n[rows])

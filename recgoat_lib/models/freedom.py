@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data import Dataset
-from ..graphs import knn_graph, sym_normalize, to_torch_sparse, user_item_adjacency
+from ..graphs import compact_indices, knn_graph, sym_normalize, to_torch_sparse, user_item_adjacency
 from .base import Embeddings, Recommender, bpr_loss, users_items
 from .lightgcn import LightGCNPropagation
 
@@ -101,7 +101,7 @@ class FREEDOM(Recommender):
         vals = (deg[rows] * deg[cols]).rsqrt()
         n = self.n_users + self.n_items
         coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, (n, n), check_invariants=False)
-        return coo.coalesce().to_sparse_csr()
+        return compact_indices(coo.coalesce().to_sparse_csr())
 
     def forward(self) -> Embeddings:
         ego = self.embedding.weight

@@ -23,12 +23,14 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 from torch_geometric.nn import GATConv
 
+from ..graphs import index_dtype
 from .base import full_precision, upcast
 
 
 @dataclass(frozen=True)
 class _Csr:
-    """Rows of a fixed [n, n] pattern in CSR form; `perm[k]` is the edge (column of edge_index) of nonzero k."""
+    """Rows of a fixed [n, n] pattern in CSR form (int32 `ptr` and `col` where they fit, as MKL takes them);
+    `perm[k]` is the edge (column of edge_index) of nonzero k."""
     ptr: Tensor
     col: Tensor
     perm: Tensor
@@ -38,7 +40,8 @@ class _Csr:
         perm = torch.argsort(rows * n + cols)
         ptr = torch.zeros(n + 1, dtype=torch.long, device=rows.device)
         ptr[1:] = torch.bincount(rows, minlength=n).cumsum(0)
-        return cls(ptr, cols[perm], perm)
+        dtype = index_dtype(n, len(cols))  # no index conversion inside each product
+        return cls(ptr.to(dtype), cols[perm].to(dtype), perm)
 
     def matrix(self, values: Tensor) -> Tensor:
         n = len(self.ptr) - 1
