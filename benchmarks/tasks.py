@@ -23,6 +23,7 @@ import contextlib
 import itertools
 import json
 import math
+import resource
 import sys
 import time
 from collections.abc import Callable
@@ -125,11 +126,12 @@ def _floors(net, ds: Dataset, batches: int, device: torch.device, which: tuple[s
     if "propagation" in which and isinstance(prop, LightGCNPropagation):
         x = torch.randn(prop.adj.shape[0], net.config.dim, device=device, requires_grad=True)
         grad = torch.randn_like(x)
-        out["propagation_s"] = seconds_per_call(lambda: prop(x).backward(grad), batches, device)
-        out["spmm_floor_s"] = seconds_per_call(lambda: _chained_spmm(prop.adj, x.detach(), prop.layers),
-                                               batches, device)
-        out["spmm_one_input_s"] = seconds_per_call(
-            lambda: _chained_spmm(prop.adj, x.detach(), prop.layers, chained=False), batches, device)
+        with _kept_blocks():  # the allocator setting the training batches ran under
+            out["propagation_s"] = seconds_per_call(lambda: prop(x).backward(grad), batches, device)
+            out["spmm_floor_s"] = seconds_per_call(lambda: _chained_spmm(prop.adj, x.detach(), prop.layers),
+                                                   batches, device)
+            out["spmm_one_input_s"] = seconds_per_call(
+                lambda: _chained_spmm(prop.adj, x.detach(), prop.layers, chained=False), batches, device)
 
     if "eval" in which:
         out["eval_s"] = seconds_per_call(lambda: evaluate(net, ds, "valid"), EVAL_CALLS, device)
@@ -378,10 +380,11 @@ def recgoat_floor_task(data: dict, dim: int, calls: int, batch_size: int = 4096,
 def _kept_blocks() -> contextlib.AbstractContextManager:
     """The allocator setting the imported library's training loop runs its steps under (`memory.kept_blocks`),
     or none under a library from before it (the epoch task also times older versions)."""
-    from recgoat_lib import memory
-
-    make = getattr(memory, "kept_blocks", None)
-    return make() if make is not None else contextlib.nullcontext()
+    try:
+        from recgoat_lib.memory import kept_blocks
+    except ImportError:  # no such function, or no memory module at all
+        return contextlib.nullcontext()
+    return kept_blocks()
 
 
 def _adam(net: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
@@ -395,7 +398,6 @@ def _adam(net: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
 
 def _minor_faults() -> int:
     """Minor page faults of this process so far (first writes to freshly mapped pages)."""
-    import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
@@ -404,7 +406,6 @@ def _peak_rss_mb() -> float:
     module existed, the kernel's maximum resident set (getrusage, kB on Linux), which it falls back to."""
     if peak_memory is not None:
         return peak_memory().rss_mb
-    import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

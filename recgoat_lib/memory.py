@@ -58,8 +58,9 @@ def reset_peak_memory(release_heap: bool = False) -> None:
     so that pages freed earlier and reused later cannot hide part of a peak measured as an
     increase over `current_memory()`.
     """
-    if release_heap:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    libc = _libc() if release_heap else None
+    if libc is not None:
+        libc.malloc_trim(0)
     try:
         _STATUS.with_name("clear_refs").write_text("5")
     except OSError:
@@ -100,11 +101,16 @@ def _glibc() -> ctypes.CDLL | None:
         return None
     if any(v in os.environ for v in _USER_MALLOC_ENV) or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):
         return None
+    return _libc()
+
+
+def _libc() -> ctypes.CDLL | None:
+    """glibc (with its `mallopt` and `malloc_trim`), or None on another C library."""
     try:
         libc = ctypes.CDLL("libc.so.6")
-        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
     except OSError:
         return None
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
 
 
 @contextmanager

@@ -119,6 +119,17 @@ def test_index_structures_are_cached_per_edge_index():
     torch.testing.assert_close(out, ref(x, edge_index), **TOL)
 
 
+def test_products_take_int32_indices_and_gathers_int64():
+    """MKL's sparse products take int32 indices (no per-product conversion), while `index_add_` and
+    `index_select` are fast with int64 ones: each use gets its own copy (issue #16)."""
+    pattern = EdgePattern.of(random_graph(30, 100, seed=11), 30, heads=2)
+    for csr in (pattern.by_target, pattern.by_source):
+        matrix = csr.matrix(torch.ones(len(csr.col)))
+        assert matrix.crow_indices().dtype == matrix.col_indices().dtype == torch.int32
+        assert csr.ptr.dtype == csr.col.dtype == torch.int64
+        assert torch.equal(matrix.col_indices().long(), csr.col) and torch.equal(matrix.crow_indices().long(), csr.ptr)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(concat=False), "concat=False"),
     (dict(add_self_loops=True), "add_self_loops=True"),
