@@ -207,3 +207,22 @@ def test_gpu_lease_checks_phase_runs_and_packs_its_results(tmp_path):
     wrong = subprocess.run(["bash", script, "train", str(tmp_path), str(tmp_path)], cwd=REPO_ROOT, env=env,
                            capture_output=True, text=True, timeout=60)
     assert wrong.returncode == 2 and "unknown phase" in wrong.stderr
+
+
+def test_propagation_floor_chains_its_products(monkeypatch):
+    """The floor's 2L products: forward and backward, each product fed the previous one's output (as a
+    propagation must be); the one-input variant feeds X to every product."""
+    import torch
+
+    import recgoat_lib.graphs as graphs
+    from benchmarks.tasks import _chained_spmm
+
+    inputs = []
+    monkeypatch.setattr(graphs, "spmm", lambda adj, x: inputs.append(x) or torch.full_like(x, len(inputs)))
+    x = torch.zeros(3, 2)
+    _chained_spmm(torch.eye(3).to_sparse_csr(), x, layers=3)
+    assert len(inputs) == 6
+    assert [int(h[0, 0]) for h in inputs] == [0, 1, 2, 0, 4, 5]  # chained within each direction
+    inputs.clear()
+    _chained_spmm(torch.eye(3).to_sparse_csr(), x, layers=3, chained=False)
+    assert len(inputs) == 6 and all(h is x for h in inputs)
