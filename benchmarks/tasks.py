@@ -290,9 +290,9 @@ def _best_interleaved(fns: dict[str, Callable[[], object]], calls: int, device: 
 
 def _csr(edge_index: torch.Tensor, n: int) -> torch.Tensor:
     """The [n, n] CSR matrix (ones) of a [2, E] edge list (targets as rows, as the GAT aggregation reads it)."""
-    values = torch.ones(edge_index.shape[1], device=edge_index.device)
     from recgoat_lib.graphs import compact_indices  # here, not above: as in `_chained_spmm`
 
+    values = torch.ones(edge_index.shape[1], device=edge_index.device)
     return compact_indices(torch.sparse_coo_tensor(edge_index.flip(0), values, (n, n)).coalesce().to_sparse_csr())
 
 
