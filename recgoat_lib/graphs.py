@@ -13,14 +13,15 @@ from .data import Dataset
 
 def to_torch_sparse(m: sp.spmatrix, device: torch.device | str = "cpu") -> torch.Tensor:
     """A scipy matrix as a torch sparse CSR tensor (the layout PyG's spmm is fastest with on CPU), with
-    32-bit indices where they fit (`compact_indices`)."""
+    the index type `index_dtype` chooses (int32 where it fits)."""
     m = m.tocsr().astype(np.float32)
+    dtype = index_dtype(*m.shape, m.nnz)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return compact_indices(torch.sparse_csr_tensor(
-            torch.from_numpy(m.indptr.astype(np.int64)), torch.from_numpy(m.indices.astype(np.int64)),
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(m.indptr).to(dtype), torch.from_numpy(m.indices).to(dtype),
             torch.from_numpy(m.data), size=m.shape, device=device, check_invariants=False,
-        ))
+        )
 
 
 def index_dtype(*sizes: int) -> torch.dtype:
