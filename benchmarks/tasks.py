@@ -96,6 +96,8 @@ def model_task(model: str, data: dict, dim: int, batches: int, floors: tuple[str
 
     with _kept_blocks():
         times = call_times(counted_batch, batches, device)
+        # the profile explains those batches, so it runs under their allocator setting
+        top = _top_operators(one_batch) if profile else None
     batch_s = min(times)
     row = {"model": model, "overrides": json.dumps(overrides or {}), "dataset": ds.name, "users": ds.n_users,
            "items": ds.n_items,
@@ -105,7 +107,7 @@ def model_task(model: str, data: dict, dim: int, batches: int, floors: tuple[str
            "epoch_s": sample_s + n_batches * batch_s,
            "parameters": sum(x.numel() for x in net.parameters())}
     if profile:
-        row["profile"] = _top_operators(one_batch)
+        row["profile"] = top
     if floors:
         row.update(_floors(net, ds, batches, device, floors))
     row["rss_after_imports_mb"] = rss_imports

@@ -185,6 +185,26 @@ def test_model_task_reports_mean_and_fastest_batch_and_page_faults():
     assert 0 < row["batch_s"] <= row["batch_mean_s"] and row["minor_faults_per_batch"] >= 0
 
 
+def test_model_task_profiles_under_the_batches_allocator_setting(monkeypatch):
+    """The operator profile explains the timed batches, so it runs inside the same `_kept_blocks`."""
+    import contextlib
+
+    import benchmarks.tasks as tasks
+
+    inside = []
+
+    @contextlib.contextmanager
+    def flagged():
+        inside.append(True)
+        yield
+        inside.pop()
+
+    monkeypatch.setattr(tasks, "_kept_blocks", flagged)
+    monkeypatch.setattr(tasks, "_top_operators", lambda fn: [{"inside_kept_blocks": bool(inside)}])
+    row = tasks.model_task("lightgcn", {"shape": [300, 120, 1500]}, dim=16, batches=2, batch_size=256, profile=True)
+    assert row["profile"] == [{"inside_kept_blocks": True}]
+
+
 def test_recgoat_precision_task_times_both_precisions_on_one_batch():
     from benchmarks.tasks import recgoat_precision_task
     data = {"shape": [300, 120, 1500], "item_dims": {"text": 16}, "user_dims": {"text": 16}}
