@@ -29,6 +29,20 @@ def test_study_table_from_records_shows_missing_seeds_and_tests(toy, tmp_path):
     assert set(study_records(study, tmp_path)) == {"bpr", "lightgcn", "recgoat"}
 
 
+def test_verdict_is_provisional_while_a_baseline_lacks_seeds(toy, tmp_path):
+    study = Study(name="t", dataset="toy", models={"bpr": ("bpr", {}), "mf": ("bpr", {"reg": 1e-3}),
+                                                  "recgoat": ("recgoat", {"knn_k": 5, "modalities": ("image",),
+                                                                         "user_branch": False})},
+                  seeds=(0, 1), train=TrainConfig(epochs=2, batch_size=1024, eval_every=1, patience=5, progress=False),
+                  dim=16)
+    run_many(study.specs("bpr") + study.specs("recgoat") + study.specs("mf")[:1], toy, results_dir=tmp_path)
+    said = verdict(study, tmp_path)
+    assert said.startswith("Provisional (baselines without all their seeds: mf): RecGOAT ")
+    assert "the best complete baseline (bpr) on toy" in said
+    run_many(study.specs("mf")[1:], toy, results_dir=tmp_path)
+    assert verdict(study, tmp_path).startswith("RecGOAT ")
+
+
 def test_sports_study_trains_every_model_the_issue_names_to_convergence():
     assert {"bpr", "lightgcn", "vbpr", "freedom", "bm3", "lgmrec", "lm_inject", "dprec*", "recgoat",
             "recgoat released", "recgoat ID-only"} <= set(SPORTS_CONVERGED.models)
