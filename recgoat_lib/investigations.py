@@ -10,12 +10,15 @@
 10. Naive LM injection (`lm_inject`, item text) at the same budget as item 8.
 
 Every variant trains with the study's settings (`study.SPORTS_CONVERGED`: d=64, lr 1e-3, batch 2048,
-validation Recall@20 every epoch) for a fixed short budget, one seed (2025). The reference is the
-study's converged LightGCN record of seed 2025: variants are compared with its validation Recall@20 at
-the same epoch. A difference is called only when it exceeds `CALL_SE` standard errors of an unpaired
-difference of two means over users (the standard error from the per-user test Recall@20 of that
-LightGCN record, as a proxy for validation's user sampling noise); seed-to-seed variation is not in it,
-so every call is one-seed.
+validation Recall@20 every epoch) for a fixed short budget, with the study's seeds (items 8 and 10) or
+the first alone (item 9, a diagnostic). The reference of each seed is LightGCN at the study's settings
+and its default L2 weight: the study's converged tuning run where it exists (seed 2025), else a run of
+the same budget (its first epochs are the same run). Variants are compared with it at the same epoch,
+seed by seed. `resolution` is `CALL_SE` standard errors of an unpaired difference of two means over
+users (from the per-user test Recall@20 of the first seed's reference, a proxy for validation's user
+sampling noise). With two or more seeds a difference is called by the seed rule
+(`stats.seed_verdict`: the same sign in every seed and a mean beyond 2 standard deviations over seeds
+and beyond the resolution); with one seed, when it exceeds the resolution, and the sentence says so.
 
 `python -m recgoat_lib.investigations` trains the missing runs and writes
 `results/tables/sports_investigations.csv` (and .md), the answer sentences
@@ -34,10 +37,12 @@ import numpy as np
 import pandas as pd
 
 from .runner import RESULTS_DIR, Record, RunSpec, load_records, per_user, record_path, spec
+from .stats import FAILS, HOLDS, seed_verdict
 from .study import SPORTS_CONVERGED, Study, latest_record
 
 METRIC = "recall@20"
-SEED = 2025
+SEEDS = SPORTS_CONVERGED.seeds
+SEED = SEEDS[0]
 BUDGET_EPOCHS = 15  # measured on Sports, one thread: ~27 s per ID-only epoch (train + eval), ~30 s lm_inject
 PLAN_EPOCHS = 3  # the first item 9 run, made when the CPU was shared 4 ways (~130 s per epoch on a free core)
 CALL_SE = 2.0
@@ -56,6 +61,7 @@ class Variant:
     change: str
     train: dict[str, Any] = field(default_factory=dict)
     epochs: int = BUDGET_EPOCHS
+    seeds: tuple[int, ...] = SEEDS
 
     def spec(self, study: Study = SPORTS_CONVERGED, seed: int = SEED) -> RunSpec:
         t = replace(study.train, epochs=self.epochs, **self.train)
@@ -85,26 +91,40 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("lr 5e-3", 8, "recgoat", ID_ONLY, "lr 5e-3 instead of 1e-3", train={"lr": 5e-3}),
     Variant("RecGOAT text, released Sinkhorn", 9, "recgoat",
             {"modalities": ("text",), "user_branch": False, "sinkhorn": "released"},
-            'sinkhorn="released", item text, no user branch', epochs=PLAN_EPOCHS),
+            'sinkhorn="released", item text, no user branch', epochs=PLAN_EPOCHS, seeds=(SEED,)),
     Variant("RecGOAT text + user LM, released Sinkhorn", 9, "recgoat",
             {"modalities": ("text",), "sinkhorn": "released"},
-            'sinkhorn="released", item text, user LM branch (the model of the Sports ablation row)'),
+            'sinkhorn="released", item text, user LM branch (the model of the Sports ablation row)', seeds=(SEED,)),
     Variant("lm_inject text", 10, "lm_inject", {"modalities": ("text",)}, "naive LM injection (concat), item text"),
 )
 LIGHTGCN = "lightgcn"
 
 
-def reference_spec(study: Study = SPORTS_CONVERGED, seed: int = SEED) -> RunSpec:
-    """The converged LightGCN run of the study that every variant is read against."""
-    return next(s for s in study.specs(LIGHTGCN) if s.seed == seed)
+def reference_specs(study: Study = SPORTS_CONVERGED, seed: int = SEED,
+                    epochs: int = BUDGET_EPOCHS) -> tuple[RunSpec, RunSpec]:
+    """A seed's LightGCN reference, as the study's converged run and as a run of the investigation budget
+    (the same run's first epochs); either record serves."""
+    converged = study.spec(LIGHTGCN, seed)
+    return converged, replace(converged, train=replace(converged.train, epochs=epochs))
 
 
 def investigation_records(variants: tuple[Variant, ...] = VARIANTS, study: Study = SPORTS_CONVERGED,
-                          results_dir: Path = RESULTS_DIR) -> tuple[dict[str, Record], Record | None]:
-    """(label -> latest record of that variant, the LightGCN reference record or None)."""
+                          results_dir: Path = RESULTS_DIR) -> tuple[dict[str, dict[int, Record]], dict[int, Record]]:
+    """(label -> seed -> latest record of that variant, seed -> the LightGCN reference record), for
+    the variants' seeds that have records."""
     records = load_records(results_dir, study.dataset)
-    found = {v.label: r for v in variants if (r := latest_record(records, v.spec(study))) is not None}
-    return found, latest_record(records, reference_spec(study))
+    found: dict[str, dict[int, Record]] = {}
+    for v in variants:
+        for seed in v.seeds:
+            if (r := latest_record(records, v.spec(study, seed))) is not None:
+                found.setdefault(v.label, {})[seed] = r
+    refs = {}
+    longest = max(v.epochs for v in variants)  # a reference must cover every variant's epochs
+    for seed in sorted({seed for v in variants for seed in v.seeds}):
+        hits = [r for s in reference_specs(study, seed, longest) if (r := latest_record(records, s)) is not None]
+        if hits:
+            refs[seed] = hits[0]
+    return found, refs
 
 
 def valid_curve(record: Record) -> dict[int, float]:
@@ -123,6 +143,23 @@ def call(diff: float, threshold: float, above: str = "above", below: str = "belo
     return above if diff > threshold else below if diff < -threshold else tie
 
 
+def judge(effects: list[float], resolution: float, above: str = "above", below: str = "below",
+          tie: str = "level with") -> str:
+    """One word for per-seed effects: the seed rule (`stats.seed_verdict` with `resolution` as its floor)
+    from two seeds on, the one-seed `call` for one."""
+    if len(effects) == 1:
+        return call(effects[0], resolution, above, below, tie)
+    verdict = seed_verdict(effects, floor=resolution)
+    return above if verdict == HOLDS else below if verdict == FAILS else tie
+
+
+def _seeds_text(values: list[float]) -> str:
+    """A value over seeds: "0.0635" for one, "0.0635 ± 0.0008 (3 seeds)" for more."""
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f} ({len(values)} seeds)"
+
+
 def plan_log_path(record_or_key: Record | str, dataset: str = SPORTS_CONVERGED.dataset,
                   results_dir: Path = RESULTS_DIR) -> Path:
     """`<key>.plan.csv` beside a record: the eval-mode plan diagnostics of item 9's run."""
@@ -137,106 +174,136 @@ def read_plan_log(record: Record, results_dir: Path = RESULTS_DIR) -> pd.DataFra
 
 def investigation_table(variants: tuple[Variant, ...] = VARIANTS, study: Study = SPORTS_CONVERGED,
                         results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
-    """One row per variant (and the LightGCN reference): validation Recall@20 at its last budget
-    epoch, LightGCN's at that epoch, the difference and its call, the difference from the ID-only
-    default at that epoch, its best validation epoch within the budget, plan mass (item 9), s/epoch."""
-    found, ref = investigation_records(variants, study, results_dir)
-    if ref is None:
+    """One row per variant and seed (and per seed's LightGCN reference): validation Recall@20 at its last
+    budget epoch, LightGCN's at that epoch (same seed), the differences from it and from the ID-only
+    default (same seed), its best validation epoch within the budget, plan mass (item 9), s/epoch."""
+    found, refs = investigation_records(variants, study, results_dir)
+    if not refs:
         raise FileNotFoundError("no LightGCN reference record (the study's seed-2025 LightGCN run)")
-    ref_curve = valid_curve(ref)
-    threshold = call_threshold(ref, results_dir)
-    default = valid_curve(found[DEFAULT]) if DEFAULT in found else {}
     rows = []
     for v in variants:
-        row: dict[str, Any] = {"item": v.item, "variant": v.label, "change": v.change, "seed": SEED}
-        rec = found.get(v.label)
-        if rec is None:
-            rows.append({**row, "epochs": f"not run yet ({v.epochs} planned)"})
-            continue
-        curve = valid_curve(rec)
-        last = max(curve)
-        best = max(curve, key=curve.get)
-        diff = curve[last] - ref_curve[last]
-        row.update({"epochs": last, f"valid {METRIC}": curve[last], "lightgcn valid at epoch": ref_curve[last],
-                    "diff vs lightgcn": diff, "call vs lightgcn": call(diff, threshold)})
-        if v.label != DEFAULT and last in default:
-            d = curve[last] - default[last]
-            row.update({"diff vs ID-only default": d, "call vs default": call(d, threshold)})
-        row.update({"best valid epoch": best, f"best valid {METRIC}": curve[best]})
-        masses = [h[k] for h in rec["history"] for k in h if k.startswith("plan_mass_")]
-        if masses:
-            row["plan mass, epochs (min / max)"] = f"{min(masses):.3g} / {max(masses):.3g}"
-        row["s per epoch"] = rec["train_seconds_per_epoch"] + rec["eval_seconds"]
-        row["commit"] = f"`{rec['git_commit']}{'+dirty' if rec.get('git_dirty') else ''}`"
-        rows.append(row)
-    rows.append({"item": 0, "variant": f"lightgcn (converged record, best epoch {ref['best_epoch']})",
-                 "change": "reference", "seed": ref["seed"], "epochs": ref["epochs_run"],
-                 "best valid epoch": ref["best_epoch"], f"best valid {METRIC}": ref["valid"][METRIC],
-                 "s per epoch": ref["train_seconds_per_epoch"] + ref["eval_seconds"],
-                 "commit": f"`{ref['git_commit']}{'+dirty' if ref.get('git_dirty') else ''}`"})
+        for seed in v.seeds:
+            row: dict[str, Any] = {"item": v.item, "variant": v.label, "change": v.change, "seed": seed}
+            rec, ref = found.get(v.label, {}).get(seed), refs.get(seed)
+            if rec is None or ref is None:
+                missing = "not run yet" if rec is None else "its LightGCN reference not run yet"
+                rows.append({**row, "epochs": f"{missing} ({v.epochs} planned)"})
+                continue
+            curve, ref_curve = valid_curve(rec), valid_curve(ref)
+            last = max(curve)
+            best = max(curve, key=curve.get)
+            row.update({"epochs": last, f"valid {METRIC}": curve[last], "lightgcn valid at epoch": ref_curve[last],
+                        "diff vs lightgcn": curve[last] - ref_curve[last]})
+            default = valid_curve(found[DEFAULT][seed]) if seed in found.get(DEFAULT, {}) else {}
+            if v.label != DEFAULT and last in default:
+                row["diff vs ID-only default"] = curve[last] - default[last]
+            row.update({"best valid epoch": best, f"best valid {METRIC}": curve[best]})
+            masses = [h[k] for h in rec["history"] for k in h if k.startswith("plan_mass_")]
+            if masses:
+                row["plan mass, epochs (min / max)"] = f"{min(masses):.3g} / {max(masses):.3g}"
+            row["s per epoch"] = rec["train_seconds_per_epoch"] + rec["eval_seconds"]
+            row["commit"] = _commit(rec)
+            rows.append(row)
+    for seed, ref in refs.items():
+        kind = "converged record" if ref["train"]["epochs"] == study.train.epochs else f"{ref['epochs_run']} epochs"
+        rows.append({"item": 0, "variant": f"lightgcn ({kind}, best epoch {ref['best_epoch']})",
+                     "change": "reference", "seed": seed, "epochs": ref["epochs_run"],
+                     "best valid epoch": ref["best_epoch"], f"best valid {METRIC}": ref["valid"][METRIC],
+                     "s per epoch": ref["train_seconds_per_epoch"] + ref["eval_seconds"], "commit": _commit(ref)})
     return pd.DataFrame(rows)
+
+
+def _commit(rec: Record) -> str:
+    return f"`{rec['git_commit']}{'+dirty' if rec.get('git_dirty') else ''}`"
 
 
 def _fmt(x: float) -> str:
     return f"{x:+.4f}"
 
 
+def _curves(runs: dict[int, Record], seeds: list[int]) -> dict[int, dict[int, float]]:
+    return {seed: valid_curve(runs[seed]) for seed in seeds if seed in runs}
+
+
+def _peak(curves: dict[int, dict[int, float]]) -> str:
+    """The best validation within the budget over seeds, and the epochs it came at."""
+    best = {seed: max(c, key=c.get) for seed, c in curves.items()}
+    return (f"best {_seeds_text([curves[seed][b] for seed, b in best.items()])} at epoch "
+            f"{', '.join(str(b) for b in best.values())}")
+
+
 def answers(variants: tuple[Variant, ...] = VARIANTS, study: Study = SPORTS_CONVERGED,
             results_dir: Path = RESULTS_DIR) -> dict[int, str]:
-    """One computed sentence per item (8, 9, 10), from the records."""
-    found, ref = investigation_records(variants, study, results_dir)
-    if ref is None:
+    """One computed sentence per item (8, 9, 10), from the records, over the seeds that have a run and
+    a reference (values: mean ± std over seeds; differences: seed by seed, then `judge`)."""
+    found, refs = investigation_records(variants, study, results_dir)
+    if SEED not in refs:
         return {i: "No answer: the LightGCN reference record is missing." for i in (8, 9, 10)}
-    ref_curve = valid_curve(ref)
-    threshold = call_threshold(ref, results_dir)
-    rule = (f"one seed ({SEED}); a difference is called when it exceeds {threshold:.4f} "
-            f"({CALL_SE:g} standard errors of a difference over users; seed variation not included)")
+    resolution = call_threshold(refs[SEED], results_dir)
+    ref_curves = {seed: valid_curve(r) for seed, r in refs.items()}
+
+    def rule(seeds: list[int]) -> str:
+        if len(seeds) == 1:
+            return (f"one seed ({seeds[0]}); a difference is called when it exceeds {resolution:.4f} ({CALL_SE:g} "
+                    f"standard errors of a difference over users; seed variation not included)")
+        return (f"seeds {', '.join(map(str, seeds))}; a difference is called when it has the same sign in every "
+                f"seed and its mean exceeds 2 standard deviations over seeds and {resolution:.4f} ({CALL_SE:g} "
+                f"standard errors of a difference over users)")
+
     out: dict[int, str] = {}
     item8 = [v for v in variants if v.item == 8]
-    if DEFAULT not in found:
+    seeds = [seed for seed in found.get(DEFAULT, {}) if seed in refs]
+    if not seeds:
         out[8] = f"No answer yet: the {DEFAULT} run is missing."
     else:
-        base = valid_curve(found[DEFAULT])
-        e = max(base)
-        gap = base[e] - ref_curve[e]
-        parts = []
+        base = _curves(found[DEFAULT], seeds)
+        e = min(max(c) for c in base.values())
+        w = min(SLOPE_EPOCHS, e - 1)
+        gaps = [base[seed][e] - ref_curves[seed][e] for seed in seeds]
+        parts, ranked = [], [(np.mean([base[seed][e] for seed in seeds]), DEFAULT)]
         for v in item8:
             if v.label == DEFAULT:
                 continue
-            if v.label not in found:
+            c = {seed: cv for seed, cv in _curves(found.get(v.label, {}), seeds).items() if e in cv}
+            if not c:
                 parts.append(f"{v.label}: not run yet")
                 continue
-            c = valid_curve(found[v.label])
-            if e not in c:
-                parts.append(f"{v.label}: no epoch {e}")
-                continue
-            d, g = c[e] - base[e], c[e] - ref_curve[e]
-            effect = call(d, threshold, "raises", "lowers", "no change")
-            parts.append(f"{v.label} {c[e]:.4f} ({_fmt(d)} vs default, {effect}; {call(g, threshold)} LightGCN)")
-        ranked = [(valid_curve(found[v.label]).get(e, -1.0), v.label) for v in item8 if v.label in found]
+            d = [c[seed][e] - base[seed][e] for seed in c]
+            g = [c[seed][e] - ref_curves[seed][e] for seed in c]
+            ranked.append((np.mean([cv[e] for cv in c.values()]), v.label))
+            parts.append(f"{v.label} {_seeds_text([cv[e] for cv in c.values()])} ({_fmt(np.mean(d))} vs default, "
+                         f"{judge(d, resolution, 'raises', 'lowers', 'no change')}; "
+                         f"{judge(g, resolution)} LightGCN; {_peak(c)})")
         top_value, top = max(ranked)
-        w = min(SLOPE_EPOCHS, e - 1)
-        out[8] = (f"At epoch {e} RecGOAT ID-only's default reaches validation Recall@20 {base[e]:.4f}, "
-                  f"{call(gap, threshold)} LightGCN's {ref_curve[e]:.4f} at the same epoch ({_fmt(gap)}), gaining "
-                  f"{_fmt(base[e] - base[e - w])} over its last {w} epochs against LightGCN's "
-                  f"{_fmt(ref_curve[e] - ref_curve[e - w])} (LightGCN's converged best: {ref['valid'][METRIC]:.4f} at "
-                  f"epoch {ref['best_epoch']}); one change at a time: {'; '.join(parts)}; the best at epoch {e} is "
-                  f"{top} ({top_value:.4f}) [{rule}].")
-    out[9] = " ".join(_plan_sentence(v, found.get(v.label), study, results_dir) for v in variants if v.item == 9)
+        out[8] = (f"At epoch {e} RecGOAT ID-only's default reaches validation Recall@20 "
+                  f"{_seeds_text([base[seed][e] for seed in seeds])}, {judge(gaps, resolution)} LightGCN's "
+                  f"{_seeds_text([ref_curves[seed][e] for seed in seeds])} at the same epoch ({_fmt(np.mean(gaps))}; "
+                  f"{_peak(base)}), gaining {_fmt(np.mean([base[s][e] - base[s][e - w] for s in seeds]))} over its "
+                  f"last {w} epochs against LightGCN's "
+                  f"{_fmt(np.mean([ref_curves[s][e] - ref_curves[s][e - w] for s in seeds]))} (LightGCN's converged "
+                  f"best, seed {SEED}: {refs[SEED]['valid'][METRIC]:.4f} at epoch {refs[SEED]['best_epoch']}); one "
+                  f"change at a time: {'; '.join(parts)}; the highest mean at epoch {e} is {top} ({top_value:.4f}) "
+                  f"[{rule(seeds)}].")
+    out[9] = " ".join(_plan_sentence(v, found.get(v.label, {}).get(SEED), study, results_dir)
+                      for v in variants if v.item == 9)
     v10 = next((v for v in variants if v.item == 10), None)
-    rec10 = found.get(v10.label) if v10 else None
-    if rec10 is None:
+    seeds10 = [seed for seed in (found.get(v10.label, {}) if v10 else {}) if seed in refs]
+    if not seeds10:
         out[10] = "No answer yet: the lm_inject run is missing."
     else:
-        c = valid_curve(rec10)
-        e = max(c)
-        g = c[e] - ref_curve[e]
-        s = (f"Naive LM injection (item text, concat) reaches validation Recall@20 {c[e]:.4f} at epoch {e}, "
-             f"{call(g, threshold)} LightGCN's {ref_curve[e]:.4f} ({_fmt(g)})")
-        if DEFAULT in found and e in valid_curve(found[DEFAULT]):
-            b = valid_curve(found[DEFAULT])[e]
-            s += f" and {call(c[e] - b, threshold)} RecGOAT ID-only's default {b:.4f} ({_fmt(c[e] - b)})"
-        out[10] = s + f" [{rule}]."
+        c = _curves(found[v10.label], seeds10)
+        e = min(max(cv) for cv in c.values())
+        g = [c[seed][e] - ref_curves[seed][e] for seed in seeds10]
+        text = (f"Naive LM injection (item text, concat) reaches validation Recall@20 "
+                f"{_seeds_text([c[seed][e] for seed in seeds10])} at epoch {e}, {judge(g, resolution)} LightGCN's "
+                f"{_seeds_text([ref_curves[seed][e] for seed in seeds10])} ({_fmt(np.mean(g))}; {_peak(c)})")
+        both = [seed for seed in seeds10 if e in valid_curve(found.get(DEFAULT, {}).get(seed, {"history": []}))]
+        if both:
+            b = {seed: valid_curve(found[DEFAULT][seed])[e] for seed in both}
+            d = [c[seed][e] - b[seed] for seed in both]
+            text += (f" and {judge(d, resolution)} RecGOAT ID-only's default {_seeds_text(list(b.values()))} "
+                     f"({_fmt(np.mean(d))})")
+        out[10] = text + f" [{rule(seeds10)}]."
     return out
 
 
@@ -273,25 +340,34 @@ def answers_markdown(sentences: dict[int, str]) -> str:
 
 def plot_investigations(variants: tuple[Variant, ...] = VARIANTS, study: Study = SPORTS_CONVERGED,
                         results_dir: Path = RESULTS_DIR):
-    """Validation Recall@20 against epoch for every recorded variant and, over the same epochs, LightGCN."""
+    """Validation Recall@20 against epoch for every recorded variant and, over the same epochs, LightGCN:
+    the mean over the seeds recorded (line) and their range (band)."""
     import matplotlib.pyplot as plt
 
-    found, ref = investigation_records(variants, study, results_dir)
-    if ref is None or not found:
+    found, refs = investigation_records(variants, study, results_dir)
+    if SEED not in refs or not found:
         return None
-    fig, ax = plt.subplots(figsize=(8, 5))
-    last = max(max(valid_curve(r)) for r in found.values())
-    rc = {e: v for e, v in valid_curve(ref).items() if e <= last}
-    ax.plot(list(rc), list(rc.values()), "k--", lw=2, label="LightGCN (converged record, first epochs)")
-    ax.axhline(ref["valid"][METRIC], color="k", ls=":", lw=1,
-               label=f"LightGCN converged best (epoch {ref['best_epoch']})")
+    fig, ax = plt.subplots(figsize=(11, 5))
+    last = max(max(valid_curve(r)) for runs in found.values() for r in runs.values())
+
+    def draw(runs: list[Record], label: str, **style) -> None:
+        curves = [valid_curve(r) for r in runs]
+        epochs = sorted(set.intersection(*(set(e for e in c if e <= last) for c in curves)))
+        values = np.array([[c[e] for e in epochs] for c in curves])
+        n = f" ({len(runs)} seeds)" if len(runs) > 1 else f" (seed {runs[0]['seed']})"
+        line, = ax.plot(epochs, values.mean(axis=0), label=label + n, **style)
+        if len(runs) > 1:
+            ax.fill_between(epochs, values.min(axis=0), values.max(axis=0), color=line.get_color(), alpha=0.15)
+
+    draw(list(refs.values()), "LightGCN (first epochs)", color="k", ls="--", lw=2)
+    ax.axhline(refs[SEED]["valid"][METRIC], color="k", ls=":", lw=1,
+               label=f"LightGCN converged best (seed {SEED}, epoch {refs[SEED]['best_epoch']})")
     for i, v in enumerate(variants):
         if v.label in found:
-            c = valid_curve(found[v.label])
-            ax.plot(list(c), list(c.values()), marker="o", ms=3, color=f"C{i}", label=f"[{v.item}] {v.label}")
+            draw(list(found[v.label].values()), f"[{v.item}] {v.label}", marker="o", ms=3, color=f"C{i}")
     ax.set(xlabel="epoch", ylabel=f"validation {METRIC}",
-           title=f"{study.dataset}: issue #17 investigations, one seed ({SEED}), lr/batch as the study")
-    ax.legend(fontsize=8, loc="lower right")
+           title=f"{study.dataset}: issue #17 investigations (mean over seeds, band: their range)")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: the curves fill the axes
     fig.tight_layout()
     return fig
 
@@ -344,18 +420,24 @@ def sports_with_item_text(ds):
 
 def train_missing(variants: tuple[Variant, ...] = VARIANTS, study: Study = SPORTS_CONVERGED,
                   results_dir: Path = RESULTS_DIR, only: list[str] | None = None) -> None:
-    """Train the variants without a record, in the order given (item 9's with its plan log)."""
+    """Train the runs without a record: first the LightGCN references of seeds that have none, then the
+    variants seed by seed, in the order given (item 9's with its plan log)."""
     from .data import load_dataset
     from .lm import with_lm_features
     from .runner import run, run_many
 
-    found, _ = investigation_records(variants, study, results_dir)
+    found, refs = investigation_records(variants, study, results_dir)
     ds = load_dataset(study.dataset)
+    references = [reference_specs(study, seed, max(v.epochs for v in variants))[1]
+                  for seed in sorted({s for v in variants for s in v.seeds}) if seed not in refs and not only]
+    if references:
+        print(f"training the LightGCN references of seeds {[s.seed for s in references]}", flush=True)
+        run_many(references, ds, results_dir=results_dir, progress=False)
     text = users = None
-    for v in variants:
-        if v.label in found or (only and v.label not in only):
+    for seed, v in [(seed, v) for seed in SEEDS for v in variants if seed in v.seeds]:
+        if seed in found.get(v.label, {}) or (only and v.label not in only):
             continue
-        print(f"training [{v.item}] {v.label}", flush=True)
+        print(f"training [{v.item}] {v.label}, seed {seed}", flush=True)
         data = ds
         if v.uses_user_text:
             users = users or with_lm_features(ds)
@@ -365,10 +447,10 @@ def train_missing(variants: tuple[Variant, ...] = VARIANTS, study: Study = SPORT
             data = text
         if v.item == 9:
             logger = PlanLogger()
-            rec = run(v.spec(study), data, results_dir=results_dir, on_eval=logger)
+            rec = run(v.spec(study, seed), data, results_dir=results_dir, on_eval=logger)
             logger.save(plan_log_path(rec, study.dataset, results_dir))
         else:
-            run_many([v.spec(study)], data, results_dir=results_dir, progress=False)
+            run_many([v.spec(study, seed)], data, results_dir=results_dir, progress=False)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,6 +13,7 @@ from recgoat_lib.study import Study
 from recgoat_lib.train import TrainConfig
 
 EPOCHS = 2
+SEEDS = (inv.SEED, inv.SEED + 1)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def toy_text(toy):
 
 @pytest.fixture(scope="module")
 def toy_study():
-    return Study(name="toy_inv", dataset="toy", models={"lightgcn": ("lightgcn", {})}, seeds=(inv.SEED,),
+    return Study(name="toy_inv", dataset="toy", models={"lightgcn": ("lightgcn", {})}, seeds=SEEDS,
                  train=TrainConfig(epochs=3, batch_size=2048, lr=1e-3, eval_every=1, patience=20), dim=16)
 
 
@@ -34,7 +35,8 @@ def toy_study():
 def variants():
     keep = (inv.DEFAULT, "items unnormalised", "RecGOAT text, released Sinkhorn",
             "RecGOAT text + user LM, released Sinkhorn", "lm_inject text")
-    return tuple(dataclasses.replace(v, epochs=EPOCHS) for v in inv.VARIANTS if v.label in keep)
+    return tuple(dataclasses.replace(v, epochs=EPOCHS, seeds=SEEDS if v.item != 9 else (inv.SEED,))
+                 for v in inv.VARIANTS if v.label in keep)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,9 @@ def results(tmp_path_factory, toy, toy_text, toy_study, variants):
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        run_many([inv.reference_spec(toy_study)], toy, results_dir=d, progress=False)
+        # the first seed's reference is the study's converged run, the second's a run of the budget
+        run_many([inv.reference_specs(toy_study, SEEDS[0])[0], inv.reference_specs(toy_study, SEEDS[1], EPOCHS)[1]],
+                 toy, results_dir=d, progress=False)
         for v in variants:
             data = toy_text if v.uses_text else toy
             if v.item == 9:
@@ -51,7 +55,7 @@ def results(tmp_path_factory, toy, toy_text, toy_study, variants):
                 rec = run(v.spec(toy_study), data, results_dir=d, on_eval=logger)
                 logger.save(inv.plan_log_path(rec, "toy", d))
             else:
-                run_many([v.spec(toy_study)], data, results_dir=d, progress=False)
+                run_many([v.spec(toy_study, seed) for seed in v.seeds], data, results_dir=d, progress=False)
     finally:
         torch.set_num_threads(n)
     return d
@@ -77,43 +81,61 @@ def test_call_rule():
 
 
 def test_table_from_records(results, toy_study, variants):
-    table = inv.investigation_table(variants, toy_study, results).set_index("variant")
-    found, ref = inv.investigation_records(variants, toy_study, results)
-    assert set(found) == {v.label for v in variants}
-    ref_curve = inv.valid_curve(ref)
+    table = inv.investigation_table(variants, toy_study, results).set_index(["variant", "seed"])
+    found, refs = inv.investigation_records(variants, toy_study, results)
+    assert {label: set(runs) for label, runs in found.items()} == {v.label: set(v.seeds) for v in variants}
+    assert refs[SEEDS[0]]["train"]["epochs"] == 3 and refs[SEEDS[1]]["train"]["epochs"] == EPOCHS
     for v in variants:
-        row = table.loc[v.label]
-        curve = inv.valid_curve(found[v.label])
-        assert row["epochs"] == EPOCHS
-        assert row["valid recall@20"] == pytest.approx(curve[EPOCHS])
-        assert row["lightgcn valid at epoch"] == pytest.approx(ref_curve[EPOCHS])
-        assert row["diff vs lightgcn"] == pytest.approx(curve[EPOCHS] - ref_curve[EPOCHS])
-    assert isinstance(table.loc["RecGOAT text, released Sinkhorn", "plan mass, epochs (min / max)"], str)
-    assert table.index[-1].startswith("lightgcn")
+        for seed in v.seeds:
+            row = table.loc[(v.label, seed)]
+            curve, ref_curve = inv.valid_curve(found[v.label][seed]), inv.valid_curve(refs[seed])
+            assert row["epochs"] == EPOCHS
+            assert row["valid recall@20"] == pytest.approx(curve[EPOCHS])
+            assert row["lightgcn valid at epoch"] == pytest.approx(ref_curve[EPOCHS])  # the same seed's
+            assert row["diff vs lightgcn"] == pytest.approx(curve[EPOCHS] - ref_curve[EPOCHS])
+    assert isinstance(table.loc[("RecGOAT text, released Sinkhorn", inv.SEED), "plan mass, epochs (min / max)"], str)
+    assert [v.startswith("lightgcn") for v, _ in table.index[-2:]] == [True, True]
 
 
 def test_answers_quote_the_records(results, toy_study, variants):
-    found, ref = inv.investigation_records(variants, toy_study, results)
+    found, refs = inv.investigation_records(variants, toy_study, results)
     text = inv.answers(variants, toy_study, results)
-    base = inv.valid_curve(found[inv.DEFAULT])[EPOCHS]
-    assert f"{base:.4f}" in text[8] and "one seed" in text[8] and "items unnormalised" in text[8]
-    first = inv.valid_curve(found[inv.DEFAULT])[1]
-    assert f"{base - first:+.4f} over its last 1 epochs" in text[8]
-    assert f"converged best: {ref['valid']['recall@20']:.4f}" in text[8]
-    log = inv.read_plan_log(found["RecGOAT text, released Sinkhorn"], results)
+    curves = [inv.valid_curve(found[inv.DEFAULT][seed]) for seed in SEEDS]
+    base = [c[EPOCHS] for c in curves]
+    assert f"{np.mean(base):.4f} ± {np.std(base, ddof=1):.4f} (2 seeds)" in text[8]
+    assert f"seeds {SEEDS[0]}, {SEEDS[1]}; a difference is called when it has the same sign in every seed" in text[8]
+    assert "items unnormalised" in text[8]
+    assert f"{np.mean([c[EPOCHS] - c[1] for c in curves]):+.4f} over its last 1 epochs" in text[8]
+    assert f"converged best, seed {inv.SEED}: {refs[inv.SEED]['valid']['recall@20']:.4f}" in text[8]
+    log = inv.read_plan_log(found["RecGOAT text, released Sinkhorn"][inv.SEED], results)
     assert list(log["epoch"]) == list(range(EPOCHS + 1))  # initialisation, then every epoch
     assert f"{log['mass'].iloc[0]:.5f} at initialisation" in text[9]
-    with_users = inv.read_plan_log(found["RecGOAT text + user LM, released Sinkhorn"], results)
+    with_users = inv.read_plan_log(found["RecGOAT text + user LM, released Sinkhorn"][inv.SEED], results)
     assert f"{with_users['mass'].iloc[-1]:.5f} after epoch {EPOCHS}" in text[9]
     assert "no user branch" in text[9] and "with the user LM branch" in text[9]
-    inject = inv.valid_curve(found["lm_inject text"])[EPOCHS]
-    assert f"{inject:.4f}" in text[10] and f"{base:.4f}" in text[10]
+    inject = [inv.valid_curve(found["lm_inject text"][seed])[EPOCHS] for seed in SEEDS]
+    assert f"{np.mean(inject):.4f} ± {np.std(inject, ddof=1):.4f}" in text[10] and f"{np.mean(base):.4f}" in text[10]
+    one_seed = tuple(dataclasses.replace(v, seeds=(inv.SEED,)) for v in variants)
+    assert "[one seed (2025); a difference is called when it exceeds" in inv.answers(one_seed, toy_study, results)[10]
+
+
+def test_judge_uses_the_seed_rule_from_two_seeds():
+    assert inv.judge([0.02], 0.01) == "above"  # one seed: the resolution alone
+    assert inv.judge([0.02, 0.021, 0.019], 0.01) == "above"
+    assert inv.judge([-0.02, -0.021], 0.01, tie="level") == "below"
+    assert inv.judge([0.03, -0.001], 0.01) == "level with"  # mixed signs
+    assert inv.judge([0.005, 0.006], 0.01) == "level with"  # consistent, but within the resolution
+    assert inv.judge([0.02, 0.08], 0.01) == "level with"  # the mean is within 2 sd over seeds
 
 
 def test_missing_runs_are_said(results, toy_study, variants):
     extra = dataclasses.replace(variants[0], label="never run", overrides={**variants[0].overrides, "layers": 1})
-    table = inv.investigation_table((*variants, extra), toy_study, results).set_index("variant")
-    assert table.loc["never run", "epochs"].startswith("not run yet")
+    table = inv.investigation_table((*variants, extra), toy_study, results).set_index(["variant", "seed"])
+    assert all(table.loc[("never run", seed), "epochs"].startswith("not run yet") for seed in SEEDS)
+    other = dataclasses.replace(toy_study, models={"lightgcn": ("lightgcn", {"reg": 0.5})})  # no reference run
+    with pytest.raises(FileNotFoundError, match="no LightGCN reference"):
+        inv.investigation_table(variants, other, results)
+    assert inv.answers(variants, other, results)[8].startswith("No answer: the LightGCN reference")
     assert inv.answers(variants[2:], toy_study, results)[8].startswith("No answer yet")
     unrun = dataclasses.replace(variants[3], overrides={**variants[3].overrides, "layers": 1})
     assert f"No answer yet for {unrun.label}" in inv.answers((*variants[:3], unrun), toy_study, results)[9]
