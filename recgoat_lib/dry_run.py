@@ -20,6 +20,7 @@ import argparse
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from .data import FEATURE_FILES, REPO_ROOT, USER_FEATURE_FILES, check_mmrec_feat
 from .determinism import pin_threads
 from .presets import get_profile, recgoat_settings
 from .report import save_table
-from .runner import run, spec
+from .runner import RESULTS_DIR, run, spec
 from .study import STUDIES, Study, label_records, remaining_runs
 
 MODEL = "recgoat"
@@ -122,19 +123,22 @@ def dry_run(dataset: str, epochs: int = 2, threads: int = 1, max_batches: int | 
                   peak_cuda_mb=rec.get("peak_cuda_mb"))
 
 
-def study_plan(study: Study, max_batches: int = 10, threads: int = 1, seed: int = 2025) -> pd.DataFrame:
-    """The CPU plan of a study's remaining runs on this machine, from measured epoch times.
+OWN_RECORDS = 2  # a model's own records set its epochs per run from this many on
 
-    Each model is timed on the dataset's timing-only copy (real interactions, random features of the
-    real shapes): `max_batches` training batches extrapolated to a full epoch, and one full
-    evaluation. A run's length is unknown before it early-stops, so the epochs per run are the mean
-    `epochs_run` of the model's own records when it has some, else of all the study's records, else
-    the cap; the table says which."""
+
+def study_plan(study: Study, max_batches: int = 10, threads: int = 1, seed: int = 2025) -> pd.DataFrame:
+    """The CPU plan of a study's remaining runs on this machine, from epoch times measured now
+    (`time_models`, then `plan_from_timings`)."""
+    return plan_from_timings(study, time_models(study, max_batches, threads, seed))
+
+
+def time_models(study: Study, max_batches: int = 10, threads: int = 1,
+                seed: int = 2025) -> dict[str, tuple[float, float]]:
+    """label -> (seconds per training epoch, seconds per evaluation), each model timed on the dataset's
+    timing-only copy (real interactions, random features of the real shapes): `max_batches` training
+    batches extrapolated to a full epoch, and one full evaluation."""
     tmp = Path(tempfile.mkdtemp(prefix="recgoat-plan-"))
-    left = remaining_runs(study)
-    done = {label: label_records(study, label) for label in study.models}
-    everyone = [r["epochs_run"] for recs in done.values() for r in recs]
-    rows = []
+    timings = {}
     try:
         ds = load_dataset(write_timing_root(study.dataset, tmp), tmp)
         batches = -(-len(ds.split("train")) // study.train.batch_size)
@@ -142,17 +146,44 @@ def study_plan(study: Study, max_batches: int = 10, threads: int = 1, seed: int 
             s = study.spec(label, seed)
             s = replace(s, dataset=ds.name, train=replace(s.train, epochs=1, max_batches=max_batches, progress=False))
             rec = run(s, ds, cache=False, results_dir=tmp, threads=threads, resume=False)
-            epoch_s = rec["train_seconds_per_epoch"] * batches / min(batches, max_batches)
-            own = [r["epochs_run"] for r in done[label]]
-            epochs, source = ((np.mean(own), "its records") if own else (np.mean(everyone), "the study's records")
-                              if everyone else (study.train.epochs, "the cap"))
-            hours = epochs * (epoch_s + rec["eval_seconds"] / study.train.eval_every) / 3600
-            rows.append({"model": label, "s/epoch": epoch_s, "eval s": rec["eval_seconds"],
-                         "epochs per run": epochs, "epochs from": source, "hours per run": hours,
-                         "runs left": left[label], "hours left": hours * left[label]})
+            timings[label] = (rec["train_seconds_per_epoch"] * batches / min(batches, max_batches), rec["eval_seconds"])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return timings
+
+
+def plan_from_timings(study: Study, timings: Mapping[str, tuple[float, float]],
+                      results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
+    """The hours each model's remaining runs take at the given (epoch, evaluation) seconds. A run's length
+    is unknown before it early-stops, so the epochs per run are the mean `epochs_run` of the model's own
+    records when it has at least `OWN_RECORDS` (one early stop says little about the next), else of all
+    the study's records, else the cap; the table says which."""
+    left = remaining_runs(study, results_dir)
+    done = {label: label_records(study, label, results_dir) for label in study.models}
+    everyone = [r["epochs_run"] for recs in done.values() for r in recs]
+    rows = []
+    for label in study.models:
+        epoch_s, eval_s = timings[label]
+        own = [r["epochs_run"] for r in done[label]]
+        if len(own) >= OWN_RECORDS:
+            epochs, source = np.mean(own), "its records"
+        else:
+            epochs, source = (np.mean(everyone), "the study's records") if everyone else (study.train.epochs, "the cap")
+        hours = epochs * (epoch_s + eval_s / study.train.eval_every) / 3600
+        rows.append({"model": label, "s/epoch": epoch_s, "eval s": eval_s, "epochs per run": epochs,
+                     "epochs from": source, "hours per run": hours, "runs left": left[label],
+                     "hours left": hours * left[label]})
     return pd.DataFrame(rows)
+
+
+def timings_from_plan(path: Path) -> dict[str, tuple[float, float]]:
+    """The (epoch, evaluation) seconds of a plan table written before (its CSV), to recount the plan as
+    records land without timing every model again."""
+    frame = pd.read_csv(path)
+    missing = {"model", "s/epoch", "eval s"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"{path}: not a study plan table (no {sorted(missing)} columns)")
+    return {row["model"]: (float(row["s/epoch"]), float(row["eval s"])) for _, row in frame.iterrows()}
 
 
 def plot(runs: list[DryRun]) -> plt.Figure:
@@ -173,6 +204,8 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m recgoat_lib.dry_run", description=main.__doc__)
     p.add_argument("--dataset", choices=sorted(TIMING_SHAPES))
     p.add_argument("--study", choices=sorted(STUDIES), help="instead: the CPU plan of a study's remaining runs")
+    p.add_argument("--timings-from", type=Path, default=None,
+                   help="with --study: take the epoch times from this earlier plan CSV instead of timing now")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
@@ -182,10 +215,15 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     pin_threads(a.threads)
     if a.study:
-        plan = study_plan(STUDIES[a.study], a.max_batches or 10, a.threads)
+        study = STUDIES[a.study]
+        if a.timings_from is not None:
+            plan = plan_from_timings(study, timings_from_plan(a.timings_from))
+            timed = f"timings from {a.timings_from}"
+        else:
+            plan = study_plan(study, a.max_batches or 10, a.threads)
+            timed = f"load average {os.getloadavg()[0]:.1f} while timing"
         print(plan.to_markdown(index=False, floatfmt=".3g"))
-        print(f"total: {plan['hours left'].sum():.0f} hours on {a.threads} thread(s) of this machine; load average "
-              f"{os.getloadavg()[0]:.1f} while timing")
+        print(f"total: {plan['hours left'].sum():.0f} hours on {a.threads} thread(s) of this machine; {timed}")
         print("wrote", save_table(plan, f"{a.study}_plan", None, float_format="%.3g"))
         return
     if not a.dataset:

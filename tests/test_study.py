@@ -1,6 +1,8 @@
 """The study table rebuilds from records alone, says what is missing and flags capped runs."""
 from __future__ import annotations
 
+import numpy as np
+import pytest
 from conftest import real_data_or_skip
 
 from recgoat_lib.ablations import ABLATIONS, released_model
@@ -103,6 +105,33 @@ def test_study_plan_times_every_model_on_the_timing_only_copy():
     plan = dry_run.study_plan(study, max_batches=2)
     assert plan["model"].tolist() == ["bpr", "lightgcn"] and (plan["s/epoch"] > 0).all()
     assert plan["epochs from"].tolist() == ["the cap"] * 2 and plan["runs left"].tolist() == [2, 2]
+
+
+def test_plan_from_timings_counts_the_runs_left_and_their_epochs(toy, tmp_path):
+    from recgoat_lib import dry_run
+    budget = TrainConfig(epochs=3, batch_size=1024, eval_every=1, patience=5, progress=False)
+    study = Study(name="t", dataset="toy", models={"bpr": ("bpr", {}), "mf": ("bpr", {"reg": 1e-3})},
+                  seeds=(0, 1), train=budget, dim=16)
+    timings = {"bpr": (10.0, 2.0), "mf": (20.0, 4.0)}
+    plan = dry_run.plan_from_timings(study, timings, tmp_path).set_index("model")
+    assert plan["epochs from"].tolist() == ["the cap"] * 2
+    assert plan.loc["mf", "hours left"] == pytest.approx(2 * 3 * 24 / 3600)  # 2 runs x 3 epochs x (20 + 4) s
+    run_many(study.specs("bpr")[:1], toy, results_dir=tmp_path)
+    plan = dry_run.plan_from_timings(study, timings, tmp_path).set_index("model")
+    assert plan["epochs from"].tolist() == ["the study's records"] * 2  # one record of its own is not enough
+    ran = label_records(study, "bpr", tmp_path)[0]["epochs_run"]
+    assert plan.loc["bpr", "runs left"] == 1 and plan.loc["bpr", "hours left"] == pytest.approx(ran * 12 / 3600)
+    run_many(study.specs("bpr")[1:], toy, results_dir=tmp_path)
+    plan = dry_run.plan_from_timings(study, timings, tmp_path).set_index("model")
+    assert plan.loc["bpr", "epochs from"] == "its records" and plan.loc["bpr", "hours left"] == 0
+    ran = np.mean([r["epochs_run"] for r in label_records(study, "bpr", tmp_path)])
+    assert plan.loc["mf", "hours left"] == pytest.approx(2 * ran * 24 / 3600)
+    csv = tmp_path / "plan.csv"
+    plan.reset_index().to_csv(csv, index=False)
+    assert dry_run.timings_from_plan(csv) == timings
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="not a study plan table"):
+        dry_run.timings_from_plan(tmp_path / "other.csv")
 
 
 def test_committed_real_data_records_stay_within_their_size_budget():
