@@ -218,12 +218,12 @@ def main(argv: list[str] | None = None) -> None:
         study = STUDIES[a.study]
         if a.timings_from is not None:
             plan = plan_from_timings(study, timings_from_plan(a.timings_from))
-            timed = f"timings from {a.timings_from}"
+            timed = f"at the epoch times of {a.timings_from}"
         else:
             plan = study_plan(study, a.max_batches or 10, a.threads)
-            timed = f"load average {os.getloadavg()[0]:.1f} while timing"
+            timed = f"on {a.threads} thread(s) of this machine; load average {os.getloadavg()[0]:.1f} while timing"
         print(plan.to_markdown(index=False, floatfmt=".3g"))
-        print(f"total: {plan['hours left'].sum():.0f} hours on {a.threads} thread(s) of this machine; {timed}")
+        print(f"total: {plan['hours left'].sum():.0f} hours {timed}")
         print("wrote", save_table(plan, f"{a.study}_plan", None, float_format="%.3g"))
         return
     if not a.dataset:

@@ -297,9 +297,10 @@ def answers(variants: tuple[Variant, ...] = VARIANTS, study: Study = SPORTS_CONV
         text = (f"Naive LM injection (item text, concat) reaches validation Recall@20 "
                 f"{_seeds_text([c[seed][e] for seed in seeds10])} at epoch {e}, {judge(g, resolution)} LightGCN's "
                 f"{_seeds_text([ref_curves[seed][e] for seed in seeds10])} ({_fmt(np.mean(g))}; {_peak(c)})")
-        both = [seed for seed in seeds10 if e in valid_curve(found.get(DEFAULT, {}).get(seed, {"history": []}))]
+        defaults = found.get(DEFAULT, {})
+        both = [seed for seed in seeds10 if seed in defaults and e in valid_curve(defaults[seed])]
         if both:
-            b = {seed: valid_curve(found[DEFAULT][seed])[e] for seed in both}
+            b = {seed: valid_curve(defaults[seed])[e] for seed in both}
             d = [c[seed][e] - b[seed] for seed in both]
             text += (f" and {judge(d, resolution)} RecGOAT ID-only's default {_seeds_text(list(b.values()))} "
                      f"({_fmt(np.mean(d))})")
