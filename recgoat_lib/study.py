@@ -311,6 +311,53 @@ def plot_study(study: Study, results_dir: Path = RESULTS_DIR):
     return fig
 
 
+def plot_curves(study: Study, results_dir: Path = RESULTS_DIR):
+    """Validation Recall@20 per epoch of every recorded run, one panel per model: the chosen point's
+    seeds as solid lines, the other grid points dashed and grey, each run's best epoch (where its test
+    figure is read) as a dot. It shows what the table cannot: whether a run had flattened out before
+    early stopping ended it, and where one peaked early and fell. None without records."""
+    import matplotlib.pyplot as plt
+
+    found = study_records(study, results_dir)
+    runs = {label: label_records(study, label, results_dir) for label in study.models}
+    if not any(runs.values()):
+        return None
+    ncols = 4
+    nrows = -(-len(runs) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.6 * nrows), sharey=True, squeeze=False)
+    for ax, (label, recs) in itertools.zip_longest(axes.flat, runs.items(), fillvalue=(None, None)):
+        if label is None:
+            ax.set_axis_off()
+            continue
+        chosen = list(found.get(label, {}).values())
+        for r in recs:
+            curve = [(h["epoch"], h["select_score"]) for h in r["history"] if "select_score" in h]
+            epochs, scores = zip(*curve) if curve else ((), ())
+            if r in chosen:
+                style = dict(color=f"C{study.seeds.index(r['seed']) % 10}", label=f"seed {r['seed']}")
+            else:
+                point = {k: r["model_config"][k] for k in study.grids.get(label, {})}
+                status = "not chosen" if label in found else "tuning"
+                seed = "" if r["seed"] == study.seeds[0] else f" seed {r['seed']}"
+                style = dict(color="0.6", ls="--", label=f"{format_point(point)}{seed}, {status}")
+            ax.plot(epochs, scores, lw=1, **style)
+            ax.plot([r["best_epoch"]], [r["valid"][METRIC]], "o", ms=3, color=style["color"])
+        if not recs:
+            ax.text(0.5, 0.5, "not run yet", ha="center", va="center", transform=ax.transAxes, color="0.4")
+            ax.set_xticks([])
+        else:
+            ax.legend(fontsize=7, frameon=False, loc="lower right")
+        ax.set_title(label, fontsize=10)
+    for ax in axes[-1]:
+        ax.set_xlabel("epoch")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"valid {METRIC}")
+    fig.suptitle(f"{study.dataset}: validation {METRIC} per epoch, every recorded run ({study.name}; "
+                 f"dot: best epoch, where test is read)", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
 def main(argv: list[str] | None = None) -> None:
     """Train the missing runs of a study (one at a time, or in parallel with --executor ray), then
     write its table; `--plan` lists the missing runs only; `--table-only` rebuilds from records."""
@@ -360,9 +407,9 @@ def main(argv: list[str] | None = None) -> None:
     table = study_table(study)
     print(table.to_markdown(index=False))
     print("wrote", save_table(table, study.name, None))
-    fig = plot_study(study)
-    if fig is not None:
-        print("wrote", save_figure(fig, study.name, None))
+    for name, plot in ((study.name, plot_study), (f"{study.name}_curves", plot_curves)):
+        if (fig := plot(study)) is not None:
+            print("wrote", save_figure(fig, name, None))
     print(verdict(study))
     if failures:
         raise SystemExit("some runs failed:\n" + "\n".join(failures))

@@ -108,3 +108,14 @@ def test_every_anchor_link_resolves(target, pattern):
             links |= set(IN_PAGE_LINK.findall(text))
         broken += [f"{path.relative_to(REPO)}: #{a}" for a in sorted(links - have)]
     assert not broken, f"links to headings that {target.name} does not have:\n" + "\n".join(broken)
+
+
+def test_every_relative_file_link_in_the_markdown_docs_exists():
+    """`![...](figures/x.png)` and `[...](docs/y.md)` in README.md and docs/*.md point at files in the
+    repository (a renamed figure would otherwise leave a broken image on the front page)."""
+    broken = []
+    for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", read(doc)):
+            if "://" not in target and not (doc.parent / target).exists():
+                broken.append(f"{doc.relative_to(REPO)}: {target}")
+    assert not broken, "links to files that do not exist:\n" + "\n".join(broken)

@@ -7,8 +7,8 @@ from conftest import real_data_or_skip
 
 from recgoat_lib.ablations import ABLATIONS, released_model
 from recgoat_lib.runner import load_records, run_many
-from recgoat_lib.study import (SPORTS_CONVERGED, Study, chosen_point, label_records, missing_runs, remaining_runs,
-                               study_records, study_table, tuning_table, verdict)
+from recgoat_lib.study import (SPORTS_CONVERGED, Study, chosen_point, label_records, missing_runs, plot_curves,
+                               remaining_runs, study_records, study_table, tuning_table, verdict)
 from recgoat_lib.train import TrainConfig
 
 
@@ -75,6 +75,23 @@ def test_each_model_is_tuned_on_validation_with_the_first_seed_then_runs_every_s
     assert tuning["chosen"].tolist() == [True, False] and "not run yet" not in tuning.iloc[:, 2].tolist()
     row = study_table(study, tmp_path).iloc[0]
     assert row["tuned"] == "reg=0.0001" and row["recall@20"].startswith("incomplete (0: ")
+
+
+
+def test_curves_show_every_run_per_model_chosen_seeds_solid_other_points_dashed(toy, tmp_path):
+    budget = TrainConfig(epochs=3, batch_size=1024, eval_every=1, patience=5, progress=False)
+    study = Study(name="t", dataset="toy", models={"bpr": ("bpr", {}), "mf": ("bpr", {"reg": 1e-3})},
+                  seeds=(0, 1), train=budget, dim=16, grids={"bpr": {"reg": (1e-4, 10.0)}})
+    assert plot_curves(study, tmp_path) is None
+    run_many(study.tuning_specs("bpr"), toy, results_dir=tmp_path)
+    run_many(study.specs("bpr", {"reg": 1e-4})[1:], toy, results_dir=tmp_path)
+    fig = plot_curves(study, tmp_path)
+    bpr, mf = fig.axes[:2]
+    curves = {line.get_label(): line for line in bpr.get_lines() if not line.get_label().startswith("_")}
+    assert set(curves) == {"seed 0", "seed 1", "reg=10.0, not chosen"}
+    assert curves["reg=10.0, not chosen"].get_linestyle() == "--" and curves["seed 1"].get_linestyle() == "-"
+    assert list(curves["seed 0"].get_xdata()) == [1, 2, 3]  # one point per evaluated epoch
+    assert [t.get_text() for t in mf.texts] == ["not run yet"] and not mf.get_lines()
 
 
 def test_released_recgoat_carries_every_released_model_behaviour():
