@@ -1,14 +1,16 @@
 """The study table rebuilds from records alone, says what is missing and flags capped runs."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from conftest import real_data_or_skip
 
 from recgoat_lib.ablations import ABLATIONS, released_model
-from recgoat_lib.runner import load_records, run_many
-from recgoat_lib.study import (SPORTS_CONVERGED, Study, chosen_point, label_records, missing_runs, plot_curves,
-                               remaining_runs, study_records, study_table, tuning_table, verdict)
+from recgoat_lib.runner import RESULTS_DIR, load_records, run, run_many
+from recgoat_lib.study import (SPORTS_CONVERGED, Study, chosen_point, label_records, latest_record, missing_runs,
+                               plot_curves, remaining_runs, study_records, study_table, tuning_table, verdict)
 from recgoat_lib.train import TrainConfig
 
 
@@ -158,3 +160,23 @@ def test_committed_real_data_records_stay_within_their_size_budget():
     files = [f for f in runs.rglob("*") if f.is_file() and "toy" not in f.relative_to(runs).parts
              and f.suffix in (".json", ".npz", ".csv")]
     assert files and sum(f.stat().st_size for f in files) < 20e6
+
+
+def test_a_committed_sports_record_still_comes_out_of_this_code(tmp_path):
+    """The committed converged LightGCN run (chosen point, seed 2025), retrained here for its first two
+    epochs, gives the losses and validation Recall@20 its record holds (to float rounding: the record
+    may come from older code that sums in another order). A change to the split, the negative sampler,
+    the model or the evaluator that moves the real-data numbers fails here, so the committed table
+    cannot silently stop describing the code."""
+    real_data_or_skip("sports")
+    from recgoat_lib.data import load_dataset
+    records = load_records(RESULTS_DIR, "sports")
+    point = chosen_point(SPORTS_CONVERGED, "lightgcn", records)
+    committed = latest_record(records, SPORTS_CONVERGED.spec("lightgcn", 2025, point))
+    assert committed is not None, "the committed LightGCN record of seed 2025 is missing"
+    s = SPORTS_CONVERGED.spec("lightgcn", 2025, point)
+    short = dataclasses.replace(s, train=dataclasses.replace(s.train, epochs=2, progress=False))
+    again = run(short, load_dataset("sports"), cache=False, results_dir=tmp_path, threads=1)
+    for was, now in zip(committed["history"][:2], again["history"], strict=True):
+        assert now["loss"] == pytest.approx(was["loss"], rel=1e-5)
+        assert now["select_score"] == pytest.approx(was["select_score"], abs=2e-4)  # a few near-tie flips
