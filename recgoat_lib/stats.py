@@ -122,3 +122,9 @@ def spread_text(effects: list[float] | np.ndarray, fmt: str = "+.4f") -> str:
     e = np.asarray(effects, dtype=float)
     sd = e.std(ddof=1) if len(e) > 1 else float("nan")
     return f"{e.mean():{fmt}} ± {sd:.2g} over {len(e)} seed{'s' if len(e) != 1 else ''}"
+
+
+def p_text(p: float) -> str:
+    """A p-value for a table, to two significant digits; "<1e-300" where it underflowed to 0.0 in double
+    precision (scipy returns 0.0 below about 1e-308, and a printed "0" would read as certainty)."""
+    return "<1e-300" if p == 0 else f"{p:.2g}"

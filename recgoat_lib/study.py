@@ -30,7 +30,7 @@ from .presets import STUDY_GRIDS
 from .references import published
 from .protocol import format_point
 from .runner import RESULTS_DIR, Record, RunSpec, load_records, spec
-from .stats import compare_runs
+from .stats import compare_runs, p_text
 from .train import TrainConfig
 
 METRIC = "recall@20"
@@ -229,7 +229,7 @@ def study_table(study: Study, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
             row["ndcg@20"] = ""
         if label in complete and best is not None and label != best:
             t = compare_runs(complete[label], complete[best], METRIC, results_dir)
-            row[f"vs {best} (t / Wilcoxon p)"] = f"{t.mean_diff:+.4f} ({t.t_p:.2g} / {t.wilcoxon_p:.2g})"
+            row[f"vs {best} (t / Wilcoxon p)"] = f"{t.mean_diff:+.4f} ({p_text(t.t_p)} / {p_text(t.wilcoxon_p)})"
         row["published recall@20 (cited)"] = f"{ref:.4f}" if ref else ""
         row["best epoch"] = ", ".join(str(r["best_epoch"]) for r in recs)
         capped = [str(r["seed"]) for r in recs if r["epochs_run"] >= study.train.epochs]
@@ -270,12 +270,13 @@ def verdict(study: Study, results_dir: Path = RESULTS_DIR) -> str:
     if col is None or not isinstance(table.loc["recgoat", col], str):
         return "No verdict yet: no complete baseline to compare with."
     diff, rest = table.loc["recgoat", col].split(" ", 1)
-    p = float(rest.strip("()").split(" / ")[0])
+    shown = rest.strip("()").split(" / ")[0]  # as p_text wrote it
+    p = float(shown.lstrip("<"))
     better = float(diff) > 0 and p < 0.05
     worse = float(diff) < 0 and p < 0.05
     word = "beats" if better else "falls below" if worse else "is not distinguishable from"
     best = col[3:].split(" ")[0]
-    said = f"RecGOAT {word} the best complete baseline ({best}) on {study.dataset}: {diff} Recall@20, p {p:.2g}."
+    said = f"RecGOAT {word} the best complete baseline ({best}) on {study.dataset}: {diff} Recall@20, p {shown}."
     return f"Provisional (baselines without all their seeds: {', '.join(pending)}): {said}" if pending else said
 
 

@@ -10,7 +10,7 @@ from scipy import stats as sps
 
 from recgoat_lib import protocol as bm
 from recgoat_lib.presets import GRIDS, Budget, get_profile
-from recgoat_lib.stats import compare_runs, paired_t, paired_test, seed_averaged_per_user
+from recgoat_lib.stats import compare_runs, p_text, paired_t, paired_test, seed_averaged_per_user
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -146,3 +146,9 @@ def test_seed_verdict_rule():
     assert seed_verdict([0.003, 0.003, 0.003], floor=0.0067) == UNDECIDED
     assert seed_verdict([0.01, 0.012, 0.011], floor=0.005) == HOLDS
     assert spread_text([0.01, 0.03]) == "+0.0200 ± 0.014 over 2 seeds"
+
+
+def test_p_text_never_prints_an_underflowed_p_as_zero():
+    big = paired_test(np.arange(20000) % 7 + 10.0, np.arange(20000) % 7 + 0.1 * (np.arange(20000) % 3))
+    assert big.t_p == 0.0  # scipy's p underflows for a shift this large over 20k users
+    assert p_text(big.t_p) == "<1e-300" and p_text(0.0312) == "0.031" and p_text(1.3e-153) == "1.3e-153"
