@@ -33,7 +33,7 @@ from .determinism import pin_threads
 from .presets import get_profile, recgoat_settings
 from .report import save_table
 from .runner import RESULTS_DIR, run, spec
-from .study import STUDIES, Study, label_records, remaining_runs
+from .study import STUDIES, Study, label_records, remaining_runs, study_records
 
 MODEL = "recgoat"
 SUFFIX = "-timing-only"
@@ -157,14 +157,17 @@ def plan_from_timings(study: Study, timings: Mapping[str, tuple[float, float]],
     """The hours each model's remaining runs take at the given (epoch, evaluation) seconds. A run's length
     is unknown before it early-stops, so the epochs per run are the mean `epochs_run` of the model's own
     records when it has at least `OWN_RECORDS` (one early stop says little about the next), else of all
-    the study's records, else the cap; the table says which."""
+    the study's records, else the cap; the table says which. Once a model's grid point is chosen, its own
+    records are those at that point: its remaining runs are that point's seeds, and a grid point that
+    lost (RecGOAT at cl_weight 0.005 stopped at epoch 23, the chosen 0.032 at 172) says little about them."""
     left = remaining_runs(study, results_dir)
     done = {label: label_records(study, label, results_dir) for label in study.models}
+    chosen = study_records(study, results_dir)
     everyone = [r["epochs_run"] for recs in done.values() for r in recs]
     rows = []
     for label in study.models:
         epoch_s, eval_s = timings[label]
-        own = [r["epochs_run"] for r in done[label]]
+        own = [r["epochs_run"] for r in (chosen[label].values() if label in chosen else done[label])]
         if len(own) >= OWN_RECORDS:
             epochs, source = np.mean(own), "its records"
         else:

@@ -152,6 +152,19 @@ def test_plan_from_timings_counts_the_runs_left_and_their_epochs(toy, tmp_path):
     with pytest.raises(ValueError, match="not a study plan table"):
         dry_run.timings_from_plan(tmp_path / "other.csv")
 
+def test_plan_counts_only_the_chosen_points_records_once_a_point_is_chosen(toy, tmp_path):
+    from recgoat_lib import dry_run
+    budget = TrainConfig(epochs=3, batch_size=1024, eval_every=1, patience=1, progress=False)
+    study = Study(name="t", dataset="toy", models={"bpr": ("bpr", {})}, seeds=(0, 1, 2), train=budget, dim=16,
+                  grids={"bpr": {"reg": (1e-4, 10.0)}})  # reg 10 is the losing point
+    run_many(study.tuning_specs("bpr"), toy, results_dir=tmp_path)
+    plan = dry_run.plan_from_timings(study, {"bpr": (10.0, 2.0)}, tmp_path).set_index("model")
+    assert plan.loc["bpr", "epochs from"] == "the study's records"  # one record at the chosen point
+    run_many(study.specs("bpr", {"reg": 1e-4})[1:2], toy, results_dir=tmp_path)
+    plan = dry_run.plan_from_timings(study, {"bpr": (10.0, 2.0)}, tmp_path).set_index("model")
+    at_point = [r["epochs_run"] for r in study_records(study, tmp_path)["bpr"].values()]
+    assert plan.loc["bpr", "epochs from"] == "its records" and plan.loc["bpr", "epochs per run"] == np.mean(at_point)
+
 
 def test_committed_real_data_records_stay_within_their_size_budget():
     """Real-data records are committed (JSON + compressed per-user arrays) under a 20 MB budget in all."""
