@@ -32,7 +32,7 @@ from .data import FEATURE_FILES, REPO_ROOT, USER_FEATURE_FILES, check_mmrec_feat
 from .determinism import pin_threads
 from .presets import get_profile, recgoat_settings
 from .report import save_table
-from .runner import RESULTS_DIR, run, spec
+from .runner import RESULTS_DIR, load_records, run, spec
 from .study import STUDIES, Study, label_records, remaining_runs, study_records
 
 MODEL = "recgoat"
@@ -161,8 +161,9 @@ def plan_from_timings(study: Study, timings: Mapping[str, tuple[float, float]],
     records are those at that point: its remaining runs are that point's seeds, and a grid point that
     lost (RecGOAT at cl_weight 0.005 stopped at epoch 23, the chosen 0.032 at 172) says little about them."""
     left = remaining_runs(study, results_dir)
-    done = {label: label_records(study, label, results_dir) for label in study.models}
-    chosen = study_records(study, results_dir)
+    records = load_records(results_dir, study.dataset)
+    done = {label: label_records(study, label, records) for label in study.models}
+    chosen = study_records(study, records)
     everyone = [r["epochs_run"] for recs in done.values() for r in recs]
     rows = []
     for label in study.models:

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .runner import RESULTS_DIR, Record, RunSpec, load_records, per_user, record_path, spec
+from .runner import RESULTS_DIR, Record, RunSpec, load_records, per_user, record_path, spec, valid_curve
 from .stats import FAILS, HOLDS, seed_verdict
 from .study import SPORTS_CONVERGED, Study, latest_record
 
@@ -125,11 +125,6 @@ def investigation_records(variants: tuple[Variant, ...] = VARIANTS, study: Study
         if hits:
             refs[seed] = hits[0]
     return found, refs
-
-
-def valid_curve(record: Record) -> dict[int, float]:
-    """epoch -> validation Recall@20 (the selection score of every evaluated epoch)."""
-    return {int(h["epoch"]): float(h["select_score"]) for h in record["history"] if "select_score" in h}
 
 
 def call_threshold(reference: Record, results_dir: Path = RESULTS_DIR) -> float:

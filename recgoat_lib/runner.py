@@ -437,6 +437,11 @@ def load_records(results_dir: Path = RESULTS_DIR, dataset: str | None = None, **
     return out
 
 
+def valid_curve(record: Record) -> dict[int, float]:
+    """epoch -> validation Recall@20 (the selection score) of every epoch a record evaluated."""
+    return {int(h["epoch"]): float(h["select_score"]) for h in record["history"] if "select_score" in h}
+
+
 def _field(rec: Record, name: str) -> Any:
     value: Any = rec
     for part in name.split("__"):

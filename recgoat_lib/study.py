@@ -29,7 +29,7 @@ from .ablations import released_model
 from .presets import STUDY_GRIDS
 from .references import published
 from .protocol import format_point
-from .runner import RESULTS_DIR, Record, RunSpec, load_records, spec
+from .runner import RESULTS_DIR, Record, RunSpec, load_records, spec, valid_curve
 from .stats import compare_runs, p_text
 from .train import TrainConfig
 
@@ -125,10 +125,9 @@ def chosen_point(study: Study, label: str, records: list[Record]) -> dict[str, A
     return max(zip(runs, points), key=lambda rp: rp[0]["valid"][METRIC])[1]
 
 
-def study_records(study: Study, results_dir: Path = RESULTS_DIR) -> dict[str, dict[int, Record]]:
-    """label -> seed -> the latest record (by date) at the label's chosen grid point, from the records
-    on disk; a label still being tuned has none."""
-    records = load_records(results_dir, study.dataset)
+def study_records(study: Study, records: list[Record]) -> dict[str, dict[int, Record]]:
+    """label -> seed -> the latest record (by date) at the label's chosen grid point, from `records`
+    (`load_records(results_dir, study.dataset)`); a label still being tuned has none."""
     found: dict[str, dict[int, Record]] = {}
     for label in study.models:
         point = chosen_point(study, label, records)
@@ -165,9 +164,8 @@ def remaining_runs(study: Study, results_dir: Path = RESULTS_DIR) -> dict[str, i
     return left
 
 
-def label_records(study: Study, label: str, results_dir: Path = RESULTS_DIR) -> list[Record]:
-    """Every record of `label`, at any grid point and seed."""
-    records = load_records(results_dir, study.dataset)
+def label_records(study: Study, label: str, records: list[Record]) -> list[Record]:
+    """Every record of `label` among `records`, at any grid point and seed."""
     specs = [study.spec(label, seed, point) for point in study.points(label) for seed in study.seeds]
     return [r for s in specs if (r := latest_record(records, s)) is not None]
 
@@ -175,6 +173,21 @@ def label_records(study: Study, label: str, results_dir: Path = RESULTS_DIR) -> 
 def _point(study: Study, label: str, s: RunSpec) -> dict[str, Any]:
     """The grid point a spec of `label` runs at."""
     return {k: getattr(s.model_config, k) for k in study.grids.get(label, {})}
+
+
+def _record_point(study: Study, label: str, r: Record) -> dict[str, Any]:
+    """The grid point a record of `label` ran at."""
+    return {k: r["model_config"][k] for k in study.grids.get(label, {})}
+
+
+def _complete(study: Study, found: dict[str, dict[int, Record]]) -> tuple[dict[str, list[Record]], str | None]:
+    """The labels with every seed at their chosen point (their records in seed order), and the best
+    complete baseline by mean validation Recall@20 (None when no baseline is complete)."""
+    complete = {label: [recs[s] for s in study.seeds] for label, recs in found.items()
+                if len(recs) == len(study.seeds)}
+    baselines = {label: np.mean([r["valid"][METRIC] for r in recs]) for label, recs in complete.items()
+                 if not study.models[label][0] == "recgoat"}
+    return complete, (max(baselines, key=baselines.get) if baselines else None)
 
 
 def tuning_table(study: Study, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
@@ -199,12 +212,8 @@ def study_table(study: Study, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
     the published MMRec Recall@20 (cited, not measured), epochs, wall time and the device it was
     measured on, and cap flags."""
     records = load_records(results_dir, study.dataset)
-    found = study_records(study, results_dir)
-    complete = {label: [recs[s] for s in study.seeds] for label, recs in found.items()
-                if len(recs) == len(study.seeds)}
-    baselines = {label: np.mean([r["valid"][METRIC] for r in recs]) for label, recs in complete.items()
-                 if not study.models[label][0] == "recgoat"}
-    best = max(baselines, key=baselines.get) if baselines else None
+    found = study_records(study, records)
+    complete, best = _complete(study, found)
     rows = []
     for label, (model, _) in study.models.items():
         recs = list(found.get(label, {}).values())
@@ -221,9 +230,8 @@ def study_table(study: Study, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
                 row[m] = f"{v.mean():.4f} ± {v.std(ddof=1):.4f}" if len(v) > 1 else f"{v.mean():.4f}"
         else:
             done = ", ".join(f"{r['seed']}: {r['test'][METRIC]:.4f}" for r in recs)
-            so_far = ", ".join(f"{format_point({k: r['model_config'][k] for k in study.grids.get(label, {})})} "
-                               f"seed {r['seed']}: {r['test'][METRIC]:.4f}"
-                               for r in label_records(study, label, results_dir))
+            so_far = ", ".join(f"{format_point(_record_point(study, label, r))} seed {r['seed']}: "
+                               f"{r['test'][METRIC]:.4f}" for r in label_records(study, label, records))
             row["recall@20"] = (f"incomplete ({done})" if recs else "not run yet" if point is not None
                                 else f"tuning (so far {so_far})" if so_far else "tuning")
             row["ndcg@20"] = ""
@@ -257,7 +265,7 @@ def verdict(study: Study, results_dir: Path = RESULTS_DIR) -> str:
     """One sentence computed from the table: whether RecGOAT beats the best complete baseline (paired t
     test on per-user Recall@20, p < 0.05 decides). While a baseline still lacks seeds, the best complete
     one may not be the best, so the sentence is marked provisional and names them."""
-    found = study_records(study, results_dir)
+    found = study_records(study, load_records(results_dir, study.dataset))
     missing = [label for label in study.models if len(found.get(label, {})) < len(study.seeds)]
     pending = [label for label in missing if study.models[label][0] != "recgoat"]
     if "recgoat" in missing:
@@ -265,18 +273,14 @@ def verdict(study: Study, results_dir: Path = RESULTS_DIR) -> str:
         return (f"No verdict yet: {done} of {len(study.models) * len(study.seeds)} runs at the tuned points recorded; "
                 f"{len(missing)} of {len(study.models)} models have fewer than {len(study.seeds)} seeds "
                 f"({', '.join(missing)}).")
-    table = study_table(study, results_dir).set_index("model")
-    col = next((c for c in table.columns if c.startswith("vs ")), None)
-    if col is None or not isinstance(table.loc["recgoat", col], str):
+    complete, best = _complete(study, found)
+    if best is None:
         return "No verdict yet: no complete baseline to compare with."
-    diff, rest = table.loc["recgoat", col].split(" ", 1)
-    shown = rest.strip("()").split(" / ")[0]  # as p_text wrote it
-    p = float(shown.lstrip("<"))
-    better = float(diff) > 0 and p < 0.05
-    worse = float(diff) < 0 and p < 0.05
+    t = compare_runs(complete["recgoat"], complete[best], METRIC, results_dir)
+    better, worse = t.mean_diff > 0 and t.t_p < 0.05, t.mean_diff < 0 and t.t_p < 0.05
     word = "beats" if better else "falls below" if worse else "is not distinguishable from"
-    best = col[3:].split(" ")[0]
-    said = f"RecGOAT {word} the best complete baseline ({best}) on {study.dataset}: {diff} Recall@20, p {shown}."
+    said = (f"RecGOAT {word} the best complete baseline ({best}) on {study.dataset}: "
+            f"{t.mean_diff:+.4f} Recall@20, p {p_text(t.t_p)}.")
     return f"Provisional (baselines without all their seeds: {', '.join(pending)}): {said}" if pending else said
 
 
@@ -286,7 +290,7 @@ def plot_study(study: Study, results_dir: Path = RESULTS_DIR):
     import matplotlib.pyplot as plt
 
     records = load_records(results_dir, study.dataset)
-    found = study_records(study, results_dir)
+    found = study_records(study, records)
     tuning = {label: [r for s in study.tuning_specs(label) if (r := latest_record(records, s)) is not None
                       and r not in found.get(label, {}).values()] for label in study.models}
     if not found and not any(tuning.values()):
@@ -319,8 +323,9 @@ def plot_curves(study: Study, results_dir: Path = RESULTS_DIR):
     early stopping ended it, and where one peaked early and fell. None without records."""
     import matplotlib.pyplot as plt
 
-    found = study_records(study, results_dir)
-    runs = {label: label_records(study, label, results_dir) for label in study.models}
+    records = load_records(results_dir, study.dataset)
+    found = study_records(study, records)
+    runs = {label: label_records(study, label, records) for label in study.models}
     if not any(runs.values()):
         return None
     ncols = 4
@@ -332,16 +337,15 @@ def plot_curves(study: Study, results_dir: Path = RESULTS_DIR):
             continue
         chosen = list(found.get(label, {}).values())
         for r in recs:
-            curve = [(h["epoch"], h["select_score"]) for h in r["history"] if "select_score" in h]
-            epochs, scores = zip(*curve) if curve else ((), ())
+            curve = valid_curve(r)
             if r in chosen:
                 style = dict(color=f"C{study.seeds.index(r['seed']) % 10}", label=f"seed {r['seed']}")
             else:
-                point = {k: r["model_config"][k] for k in study.grids.get(label, {})}
+                point = _record_point(study, label, r)
                 status = "not chosen" if label in found else "tuning"
                 seed = "" if r["seed"] == study.seeds[0] else f" seed {r['seed']}"
                 style = dict(color="0.6", ls="--", label=f"{format_point(point)}{seed}, {status}")
-            ax.plot(epochs, scores, lw=1, **style)
+            ax.plot(list(curve), list(curve.values()), lw=1, **style)
             ax.plot([r["best_epoch"]], [r["valid"][METRIC]], "o", ms=3, color=style["color"])
         if not recs:
             ax.text(0.5, 0.5, "not run yet", ha="center", va="center", transform=ax.transAxes, color="0.4")
@@ -403,8 +407,9 @@ def main(argv: list[str] | None = None) -> None:
         except RunnerError as exc:  # the runs that finished are saved; the failed ones stay missing
             failures.append(str(exc))
             print("error:", exc)
-    print(tuning_table(study).to_markdown(index=False))
-    print("wrote", save_table(tuning_table(study), f"{study.name}_tuning", None))
+    tuning = tuning_table(study)
+    print(tuning.to_markdown(index=False))
+    print("wrote", save_table(tuning, f"{study.name}_tuning", None))
     table = study_table(study)
     print(table.to_markdown(index=False))
     print("wrote", save_table(table, study.name, None))

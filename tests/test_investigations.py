@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from recgoat_lib import investigations as inv
-from recgoat_lib.runner import run, run_many, spec
+from recgoat_lib.runner import run, run_many, spec, valid_curve
 from recgoat_lib.study import Study
 from recgoat_lib.train import TrainConfig
 
@@ -88,7 +88,7 @@ def test_table_from_records(results, toy_study, variants):
     for v in variants:
         for seed in v.seeds:
             row = table.loc[(v.label, seed)]
-            curve, ref_curve = inv.valid_curve(found[v.label][seed]), inv.valid_curve(refs[seed])
+            curve, ref_curve = valid_curve(found[v.label][seed]), valid_curve(refs[seed])
             assert row["epochs"] == EPOCHS
             assert row["valid recall@20"] == pytest.approx(curve[EPOCHS])
             assert row["lightgcn valid at epoch"] == pytest.approx(ref_curve[EPOCHS])  # the same seed's
@@ -100,7 +100,7 @@ def test_table_from_records(results, toy_study, variants):
 def test_answers_quote_the_records(results, toy_study, variants):
     found, refs = inv.investigation_records(variants, toy_study, results)
     text = inv.answers(variants, toy_study, results)
-    curves = [inv.valid_curve(found[inv.DEFAULT][seed]) for seed in SEEDS]
+    curves = [valid_curve(found[inv.DEFAULT][seed]) for seed in SEEDS]
     base = [c[EPOCHS] for c in curves]
     assert f"{np.mean(base):.4f} ± {np.std(base, ddof=1):.4f} (2 seeds)" in text[8]
     assert f"seeds {SEEDS[0]}, {SEEDS[1]}; a difference is called when it has the same sign in every seed" in text[8]
@@ -113,7 +113,7 @@ def test_answers_quote_the_records(results, toy_study, variants):
     with_users = inv.read_plan_log(found["RecGOAT text + user LM, released Sinkhorn"][inv.SEED], results)
     assert f"{with_users['mass'].iloc[-1]:.5f} after epoch {EPOCHS}" in text[9]
     assert "no user branch" in text[9] and "with the user LM branch" in text[9]
-    inject = [inv.valid_curve(found["lm_inject text"][seed])[EPOCHS] for seed in SEEDS]
+    inject = [valid_curve(found["lm_inject text"][seed])[EPOCHS] for seed in SEEDS]
     assert f"{np.mean(inject):.4f} ± {np.std(inject, ddof=1):.4f}" in text[10] and f"{np.mean(base):.4f}" in text[10]
     one_seed = tuple(dataclasses.replace(v, seeds=(inv.SEED,)) for v in variants)
     assert "[one seed (2025); a difference is called when it exceeds" in inv.answers(one_seed, toy_study, results)[10]

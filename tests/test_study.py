@@ -30,7 +30,7 @@ def test_study_table_from_records_shows_missing_seeds_and_tests(toy, tmp_path):
     assert len(tested) == 1 and table[tested[0]].notna().sum() == 1  # the non-best complete baseline only
     said = verdict(study, tmp_path)
     assert said.startswith("No verdict yet: 5 of 6 runs at the tuned points recorded") and "recgoat" in said
-    assert set(study_records(study, tmp_path)) == {"bpr", "lightgcn", "recgoat"}
+    assert set(study_records(study, load_records(tmp_path, study.dataset))) == {"bpr", "lightgcn", "recgoat"}
 
 
 def test_verdict_is_provisional_while_a_baseline_lacks_seeds(toy, tmp_path):
@@ -113,7 +113,7 @@ def test_remaining_runs_count_untried_points_and_the_other_seeds(toy, tmp_path):
     assert remaining_runs(study, tmp_path) == {"bpr": 2 + 2, "mf": 3}
     run_many(study.tuning_specs("bpr") + study.specs("mf")[:1], toy, results_dir=tmp_path)
     assert remaining_runs(study, tmp_path) == {"bpr": 2, "mf": 2}
-    assert len(label_records(study, "bpr", tmp_path)) == 2
+    assert len(label_records(study, "bpr", load_records(tmp_path, study.dataset))) == 2
 
 
 def test_study_plan_times_every_model_on_the_timing_only_copy():
@@ -138,12 +138,12 @@ def test_plan_from_timings_counts_the_runs_left_and_their_epochs(toy, tmp_path):
     run_many(study.specs("bpr")[:1], toy, results_dir=tmp_path)
     plan = dry_run.plan_from_timings(study, timings, tmp_path).set_index("model")
     assert plan["epochs from"].tolist() == ["the study's records"] * 2  # one record of its own is not enough
-    ran = label_records(study, "bpr", tmp_path)[0]["epochs_run"]
+    ran = label_records(study, "bpr", load_records(tmp_path, study.dataset))[0]["epochs_run"]
     assert plan.loc["bpr", "runs left"] == 1 and plan.loc["bpr", "hours left"] == pytest.approx(ran * 12 / 3600)
     run_many(study.specs("bpr")[1:], toy, results_dir=tmp_path)
     plan = dry_run.plan_from_timings(study, timings, tmp_path).set_index("model")
     assert plan.loc["bpr", "epochs from"] == "its records" and plan.loc["bpr", "hours left"] == 0
-    ran = np.mean([r["epochs_run"] for r in label_records(study, "bpr", tmp_path)])
+    ran = np.mean([r["epochs_run"] for r in label_records(study, "bpr", load_records(tmp_path, study.dataset))])
     assert plan.loc["mf", "hours left"] == pytest.approx(2 * ran * 24 / 3600)
     csv = tmp_path / "plan.csv"
     plan.reset_index().to_csv(csv, index=False)
@@ -162,7 +162,7 @@ def test_plan_counts_only_the_chosen_points_records_once_a_point_is_chosen(toy, 
     assert plan.loc["bpr", "epochs from"] == "the study's records"  # one record at the chosen point
     run_many(study.specs("bpr", {"reg": 1e-4})[1:2], toy, results_dir=tmp_path)
     plan = dry_run.plan_from_timings(study, {"bpr": (10.0, 2.0)}, tmp_path).set_index("model")
-    at_point = [r["epochs_run"] for r in study_records(study, tmp_path)["bpr"].values()]
+    at_point = [r["epochs_run"] for r in study_records(study, load_records(tmp_path, study.dataset))["bpr"].values()]
     assert plan.loc["bpr", "epochs from"] == "its records" and plan.loc["bpr", "epochs per run"] == np.mean(at_point)
 
 
