@@ -235,9 +235,15 @@ def study_table(study: Study, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
             row["recall@20"] = (f"incomplete ({done})" if recs else "not run yet" if point is not None
                                 else f"tuning (so far {so_far})" if so_far else "tuning")
             row["ndcg@20"] = ""
-        if label in complete and best is not None and label != best:
-            t = compare_runs(complete[label], complete[best], METRIC, results_dir)
-            row[f"vs {best} (t / Wilcoxon p)"] = f"{t.mean_diff:+.4f} ({p_text(t.t_p)} / {p_text(t.wilcoxon_p)})"
+        if best is not None:  # blank until a model has all its seeds
+            vs = f"vs {best} (t / Wilcoxon p)"
+            if label == best:
+                row[vs] = "(the best complete baseline)"
+            elif label in complete:
+                t = compare_runs(complete[label], complete[best], METRIC, results_dir)
+                row[vs] = f"{t.mean_diff:+.4f} ({p_text(t.t_p)} / {p_text(t.wilcoxon_p)})"
+            else:
+                row[vs] = ""
         row["published recall@20 (cited)"] = f"{ref:.4f}" if ref else ""
         row["best epoch"] = ", ".join(str(r["best_epoch"]) for r in recs)
         capped = [str(r["seed"]) for r in recs if r["epochs_run"] >= study.train.epochs]

@@ -27,7 +27,12 @@ def test_study_table_from_records_shows_missing_seeds_and_tests(toy, tmp_path):
     assert table.loc["recgoat", "recall@20"].startswith("incomplete (0: ")
     assert table.loc["lightgcn", "epoch cap hit"] == "0, 1"  # 2 epochs with patience 5: the cap stopped both
     tested = [c for c in table.columns if c.startswith("vs ")]
-    assert len(tested) == 1 and table[tested[0]].notna().sum() == 1  # the non-best complete baseline only
+    assert len(tested) == 1
+    best = tested[0].split(" ")[1]
+    other = ({"bpr", "lightgcn"} - {best}).pop()
+    column = table[tested[0]]
+    assert column[best] == "(the best complete baseline)" and column["recgoat"] == ""  # incomplete: no test
+    assert "(" in column[other] and column[other].startswith(("+", "-"))  # the non-best complete baseline only
     said = verdict(study, tmp_path)
     assert said.startswith("No verdict yet: 5 of 6 runs at the tuned points recorded") and "recgoat" in said
     assert set(study_records(study, load_records(tmp_path, study.dataset))) == {"bpr", "lightgcn", "recgoat"}
