@@ -27,7 +27,8 @@ def toy_text(toy):
 
 @pytest.fixture(scope="module")
 def toy_study():
-    return Study(name="toy_inv", dataset="toy", models={"lightgcn": ("lightgcn", {})}, seeds=SEEDS,
+    return Study(name="toy_inv", dataset="toy", models={"lightgcn": ("lightgcn", {}),
+                                                       inv.CONVERGED[8]: ("recgoat", inv.ID_ONLY)}, seeds=SEEDS,
                  train=TrainConfig(epochs=3, batch_size=2048, lr=1e-3, eval_every=1, patience=20), dim=16)
 
 
@@ -48,6 +49,7 @@ def results(tmp_path_factory, toy, toy_text, toy_study, variants):
         # the first seed's reference is the study's converged run, the second's a run of the budget
         run_many([inv.reference_specs(toy_study, SEEDS[0])[0], inv.reference_specs(toy_study, SEEDS[1], EPOCHS)[1]],
                  toy, results_dir=d, progress=False)
+        run_many(toy_study.specs(inv.CONVERGED[8]), toy, results_dir=d, progress=False)  # its converged runs
         for v in variants:
             data = toy_text if v.uses_text else toy
             if v.item == 9:
@@ -97,7 +99,7 @@ def test_table_from_records(results, toy_study, variants):
     assert [v.startswith("lightgcn") for v, _ in table.index[-2:]] == [True, True]
 
 
-def test_answers_quote_the_records(results, toy_study, variants):
+def test_answers_quote_the_records(results, toy, toy_study, variants):
     found, refs = inv.investigation_records(variants, toy_study, results)
     text = inv.answers(variants, toy_study, results)
     curves = [valid_curve(found[inv.DEFAULT][seed]) for seed in SEEDS]
@@ -107,6 +109,13 @@ def test_answers_quote_the_records(results, toy_study, variants):
     assert "items unnormalised" in text[8]
     assert f"{np.mean([c[EPOCHS] - c[1] for c in curves]):+.4f} over its last 1 epochs" in text[8]
     assert f"converged best, seed {inv.SEED}: {refs[inv.SEED]['valid']['recall@20']:.4f}" in text[8]
+    # the study's converged runs: LightGCN's exists for the first seed only, so the sentence reads that seed
+    converged = run(toy_study.spec(inv.CONVERGED[8], inv.SEED), toy, results_dir=results)["valid"]["recall@20"]
+    ref = refs[inv.SEED]["valid"]["recall@20"]
+    word = inv.call(converged - ref, inv.call_threshold(refs[inv.SEED], results))
+    assert (f"seeds {inv.SEED}): validation Recall@20 at the best epoch {converged:.4f}, {word} "
+            f"LightGCN's {ref:.4f}") in text[8]
+    assert "Converged: the study's lm_inject runs at a chosen grid point are not recorded yet." in text[10]
     log = inv.read_plan_log(found["RecGOAT text, released Sinkhorn"][inv.SEED], results)
     assert list(log["epoch"]) == list(range(EPOCHS + 1))  # initialisation, then every epoch
     assert f"{log['mass'].iloc[0]:.5f} at initialisation" in text[9]
