@@ -38,10 +38,12 @@ def save_figure(fig: plt.Figure, name: str, profile: str | None = "quick") -> Pa
 
 
 def save_table(df: pd.DataFrame, name: str, profile: str | None = "quick", float_format: str = "%.4f") -> Path:
-    """Write a table as CSV, Markdown and LaTeX under results/tables/; returns the CSV's repo-relative path."""
+    """Write a table as CSV, Markdown and LaTeX under results/tables/; returns the CSV's repo-relative path.
+    Missing cells (rows of different kinds in one table) are blank in every format, not "nan"."""
     TABLES_DIR.mkdir(parents=True, exist_ok=True)
     stem = TABLES_DIR / _stem(name, profile)
     df.to_csv(stem.with_suffix(".csv"), index=False, float_format=float_format)
-    stem.with_suffix(".md").write_text(df.to_markdown(index=False, floatfmt=float_format[1:]) + "\n")
-    stem.with_suffix(".tex").write_text(df.to_latex(index=False, float_format=float_format.__mod__))
+    cells = df.astype(object).where(df.notna(), None)  # tabulate blanks None, not NaN
+    stem.with_suffix(".md").write_text(cells.to_markdown(index=False, floatfmt=float_format[1:], missingval="") + "\n")
+    stem.with_suffix(".tex").write_text(df.to_latex(index=False, float_format=float_format.__mod__, na_rep=""))
     return repo_relative(stem.with_suffix(".csv"))

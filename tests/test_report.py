@@ -12,13 +12,14 @@ from recgoat_lib.report import (README, TABLE_BLOCK, departure_table, notebook_d
 
 def test_update_readme_copies_generated_tables(tmp_path, monkeypatch):
     monkeypatch.setattr("recgoat_lib.tables.TABLES_DIR", tmp_path)
-    save_table(pd.DataFrame({"model": ["a"], "recall@20": [0.12345]}), "demo")
+    save_table(pd.DataFrame({"model": ["a", "b"], "recall@20": [0.12345, None], "note": [None, "x"]}), "demo")
     readme = tmp_path / "README.md"
     readme.write_text("x\n<!-- table:demo -->\nold\n<!-- /table -->\n<!-- table:absent -->\n<!-- /table -->\n")
     assert update_readme(readme, tmp_path) == ["demo"]
     text = readme.read_text()
     assert "0.1235" in text and "old" not in text and "not generated yet" in text
     assert (tmp_path / "demo.tex").exists() and (tmp_path / "demo.csv").exists()
+    assert "nan" not in text and "nan" not in (tmp_path / "demo.tex").read_text()  # missing cells are blank
 
 
 def test_notebook_durations_read_papermill_metadata(tmp_path):
