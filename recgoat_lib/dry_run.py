@@ -33,7 +33,7 @@ from .determinism import pin_threads
 from .presets import get_profile, recgoat_settings
 from .report import save_table
 from .runner import RESULTS_DIR, load_records, run, spec
-from .study import STUDIES, Study, label_records, remaining_runs, study_records
+from .study import STUDIES, Study, epoch_seconds, label_records, remaining_runs, study_records
 
 MODEL = "recgoat"
 SUFFIX = "-timing-only"
@@ -154,12 +154,14 @@ def time_models(study: Study, max_batches: int = 10, threads: int = 1,
 
 def plan_from_timings(study: Study, timings: Mapping[str, tuple[float, float]],
                       results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
-    """The hours each model's remaining runs take at the given (epoch, evaluation) seconds. A run's length
-    is unknown before it early-stops, so the epochs per run are the mean `epochs_run` of the model's own
-    records when it has at least `OWN_RECORDS` (one early stop says little about the next), else of all
-    the study's records, else the cap; the table says which. Once a model's grid point is chosen, its own
-    records are those at that point: its remaining runs are that point's seeds, and a grid point that
-    lost (RecGOAT at cl_weight 0.005 stopped at epoch 23, the chosen 0.032 at 172) says little about them."""
+    """The hours each model's remaining runs take. A run's length is unknown before it early-stops, so
+    the epochs per run are the mean `epochs_run` of the model's own records when it has at least
+    `OWN_RECORDS` (one early stop says little about the next), else of all the study's records, else the
+    cap; the table says which. Once a model's grid point is chosen, its own records are those at that
+    point: its remaining runs are that point's seeds, and a grid point that lost (RecGOAT at cl_weight
+    0.005 stopped at epoch 23, the chosen 0.032 at 172) says little about them. The seconds per epoch
+    are the mean of what those records took as they ran (on this machine the study's runs share the
+    cores, which a model timed alone does not), else `timings` (epoch, evaluation seconds, timed alone)."""
     left = remaining_runs(study, results_dir)
     records = load_records(results_dir, study.dataset)
     done = {label: label_records(study, label, records) for label in study.models}
@@ -168,15 +170,20 @@ def plan_from_timings(study: Study, timings: Mapping[str, tuple[float, float]],
     rows = []
     for label in study.models:
         epoch_s, eval_s = timings[label]
-        own = [r["epochs_run"] for r in (chosen[label].values() if label in chosen else done[label])]
+        mine = list(chosen[label].values()) if label in chosen else done[label]
+        own = [r["epochs_run"] for r in mine]
         if len(own) >= OWN_RECORDS:
             epochs, source = np.mean(own), "its records"
         else:
             epochs, source = (np.mean(everyone), "the study's records") if everyone else (study.train.epochs, "the cap")
-        hours = epochs * (epoch_s + eval_s / study.train.eval_every) / 3600
-        rows.append({"model": label, "s/epoch": epoch_s, "eval s": eval_s, "epochs per run": epochs,
-                     "epochs from": source, "hours per run": hours, "runs left": left[label],
-                     "hours left": hours * left[label]})
+        as_run = [epoch_seconds(r) for r in mine]
+        per_epoch, times = (np.mean(as_run), "its records") if as_run else (epoch_s + eval_s / study.train.eval_every,
+                                                                           "timed alone")
+        hours = epochs * per_epoch / 3600
+        rows.append({"model": label, "s/epoch": epoch_s, "eval s": eval_s,
+                     "s/epoch as run (with eval)": np.mean(as_run) if as_run else np.nan, "times from": times,
+                     "epochs per run": epochs, "epochs from": source, "hours per run": hours,
+                     "runs left": left[label], "hours left": hours * left[label]})
     return pd.DataFrame(rows)
 
 
@@ -222,10 +229,11 @@ def main(argv: list[str] | None = None) -> None:
         study = STUDIES[a.study]
         if a.timings_from is not None:
             plan = plan_from_timings(study, timings_from_plan(a.timings_from))
-            timed = f"at the epoch times of {a.timings_from}"
+            timed = f"at the epoch times of each model's records where it has some, else of {a.timings_from}"
         else:
             plan = study_plan(study, a.max_batches or 10, a.threads)
-            timed = f"on {a.threads} thread(s) of this machine; load average {os.getloadavg()[0]:.1f} while timing"
+            timed = (f"at the epoch times of each model's records where it has some, else timed now on {a.threads} "
+                     f"thread(s) of this machine (load average {os.getloadavg()[0]:.1f} while timing)")
         print(plan.to_markdown(index=False, floatfmt=".3g"))
         print(f"total: {plan['hours left'].sum():.0f} hours {timed}")
         print("wrote", save_table(plan, f"{a.study}_plan", None, float_format="%.3g"))

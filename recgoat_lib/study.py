@@ -262,9 +262,14 @@ def _device(r: Record) -> str:
     return r.get("device", "cpu").split(":")[0]
 
 
+def epoch_seconds(r: Record) -> float:
+    """Wall seconds a run spent per epoch, training plus its share of the evaluations, as it ran
+    (on a shared machine, with the sharing)."""
+    return r["train_seconds_per_epoch"] + r["eval_seconds"] / max(r["train"]["eval_every"], 1)
+
+
 def _hours(r: Record) -> float:
-    per_epoch = r["train_seconds_per_epoch"] + r["eval_seconds"] / max(r["train"]["eval_every"], 1)
-    return r["epochs_run"] * per_epoch / 3600
+    return r["epochs_run"] * epoch_seconds(r) / 3600
 
 
 def verdict(study: Study, results_dir: Path = RESULTS_DIR) -> str:

@@ -9,8 +9,9 @@ from conftest import real_data_or_skip
 
 from recgoat_lib.ablations import ABLATIONS, released_model
 from recgoat_lib.runner import RESULTS_DIR, load_records, run, run_many
-from recgoat_lib.study import (SPORTS_CONVERGED, Study, chosen_point, label_records, latest_record, missing_runs,
-                               plot_curves, remaining_runs, study_records, study_table, tuning_table, verdict)
+from recgoat_lib.study import (SPORTS_CONVERGED, Study, chosen_point, epoch_seconds, label_records, latest_record,
+                               missing_runs, plot_curves, remaining_runs, study_records, study_table, tuning_table,
+                               verdict)
 from recgoat_lib.train import TrainConfig
 
 
@@ -143,8 +144,12 @@ def test_plan_from_timings_counts_the_runs_left_and_their_epochs(toy, tmp_path):
     run_many(study.specs("bpr")[:1], toy, results_dir=tmp_path)
     plan = dry_run.plan_from_timings(study, timings, tmp_path).set_index("model")
     assert plan["epochs from"].tolist() == ["the study's records"] * 2  # one record of its own is not enough
-    ran = label_records(study, "bpr", load_records(tmp_path, study.dataset))[0]["epochs_run"]
-    assert plan.loc["bpr", "runs left"] == 1 and plan.loc["bpr", "hours left"] == pytest.approx(ran * 12 / 3600)
+    rec = label_records(study, "bpr", load_records(tmp_path, study.dataset))[0]
+    # its one record sets the seconds per epoch (as it ran); mf has none and keeps the timed ones
+    assert plan["times from"].tolist() == ["its records", "timed alone"]
+    assert plan.loc["bpr", "s/epoch as run (with eval)"] == pytest.approx(epoch_seconds(rec))
+    assert plan.loc["bpr", "runs left"] == 1
+    assert plan.loc["bpr", "hours left"] == pytest.approx(rec["epochs_run"] * epoch_seconds(rec) / 3600)
     run_many(study.specs("bpr")[1:], toy, results_dir=tmp_path)
     plan = dry_run.plan_from_timings(study, timings, tmp_path).set_index("model")
     assert plan.loc["bpr", "epochs from"] == "its records" and plan.loc["bpr", "hours left"] == 0
