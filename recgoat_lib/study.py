@@ -247,7 +247,7 @@ def study_table(study: Study, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
         row["published recall@20 (cited)"] = f"{ref:.4f}" if ref else ""
         row["best epoch"] = ", ".join(str(r["best_epoch"]) for r in recs)
         capped = [str(r["seed"]) for r in recs if r["epochs_run"] >= study.train.epochs]
-        row["epoch cap hit"] = ", ".join(capped) or "none"
+        row["epoch cap hit"] = ", ".join(capped) or ("none" if recs else "")
         row["hours per run"] = ", ".join(f"{_hours(r):.2f}" for r in recs)
         row["device"] = ", ".join(sorted({_device(r) for r in recs}))
         # in backticks: a hash such as 97951e5 must not be read as a number by the table writers

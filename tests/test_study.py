@@ -21,7 +21,8 @@ def test_study_table_from_records_shows_missing_seeds_and_tests(toy, tmp_path):
                                                                          "user_branch": False})},
                   seeds=(0, 1), train=TrainConfig(epochs=2, batch_size=1024, eval_every=1, patience=5, progress=False),
                   dim=16)
-    assert study_table(study, tmp_path)["recall@20"].tolist() == ["not run yet"] * 3
+    empty = study_table(study, tmp_path)
+    assert empty["recall@20"].tolist() == ["not run yet"] * 3 and empty["epoch cap hit"].tolist() == [""] * 3
     run_many(study.specs("bpr") + study.specs("lightgcn") + study.specs("recgoat")[:1], toy, results_dir=tmp_path)
     table = study_table(study, tmp_path).set_index("model")
     assert table.loc["bpr", "seeds"] == "2 of 2" and "±" in table.loc["bpr", "recall@20"]
