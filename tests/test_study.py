@@ -9,9 +9,10 @@ from conftest import real_data_or_skip
 
 from recgoat_lib.ablations import ABLATIONS, released_model
 from recgoat_lib.runner import RESULTS_DIR, load_records, run, run_many
-from recgoat_lib.study import (SPORTS_CONVERGED, Study, chosen_point, epoch_seconds, label_records, latest_record,
-                               missing_runs, plot_curves, remaining_runs, study_records, study_table, tuning_table,
-                               verdict)
+from recgoat_lib.stats import compare_runs, p_text
+from recgoat_lib.study import (SPORTS_CONVERGED, Study, chosen_point, contrast_sentences, epoch_seconds, label_records,
+                               latest_record, missing_runs, plot_curves, remaining_runs, study_records, study_table,
+                               tuning_table, verdict)
 from recgoat_lib.train import TrainConfig
 
 
@@ -45,13 +46,20 @@ def test_verdict_is_provisional_while_a_baseline_lacks_seeds(toy, tmp_path):
                                                   "recgoat": ("recgoat", {"knn_k": 5, "modalities": ("image",),
                                                                          "user_branch": False})},
                   seeds=(0, 1), train=TrainConfig(epochs=2, batch_size=1024, eval_every=1, patience=5, progress=False),
-                  dim=16)
+                  dim=16, contrasts=(("recgoat", "mf"),))
     run_many(study.specs("bpr") + study.specs("recgoat") + study.specs("mf")[:1], toy, results_dir=tmp_path)
     said = verdict(study, tmp_path)
     assert said.startswith("Provisional (baselines without all their seeds: mf): RecGOAT ")
     assert "the best complete baseline (bpr) on toy" in said
+    assert contrast_sentences(study, tmp_path) == "recgoat against mf: not yet (recgoat 2 of 2 seeds, mf 1 of 2 seeds)."
     run_many(study.specs("mf")[1:], toy, results_dir=tmp_path)
     assert verdict(study, tmp_path).startswith("RecGOAT ")
+    records = load_records(tmp_path, "toy")
+    t = compare_runs([latest_record(records, s) for s in study.specs("recgoat")],
+                     [latest_record(records, s) for s in study.specs("mf")], "recall@20", tmp_path)
+    word = ("above" if t.mean_diff > 0 else "below") if t.t_p < 0.05 else "not distinguishable from"
+    said = f"recgoat is {word} mf: {t.mean_diff:+.4f} Recall@20, p {p_text(t.t_p)}."
+    assert contrast_sentences(study, tmp_path) == said
 
 
 def test_sports_study_trains_every_model_the_issue_names_to_convergence():
