@@ -30,7 +30,7 @@ from .presets import STUDY_GRIDS
 from .references import published
 from .protocol import format_point
 from .runner import RESULTS_DIR, Record, RunSpec, load_records, spec, valid_curve
-from .stats import compare_runs, p_text
+from .stats import FAILS, HOLDS, compare_runs, p_text, seed_verdict
 from .train import TrainConfig
 
 METRIC = "recall@20"
@@ -276,10 +276,28 @@ def _hours(r: Record) -> float:
     return r["epochs_run"] * epoch_seconds(r) / 3600
 
 
+ALPHA = 0.05  # the paired t test's level in `verdict` and `contrast_sentences`
+
+
+def judged(a: list[Record], b: list[Record], results_dir: Path = RESULTS_DIR) -> tuple[str, str]:
+    """Runs `a` against runs `b` (one per seed, in the study's seed order): "above", "below" or "level",
+    and the numbers behind it. Above (below) needs both tests: the paired t test on per-user Recall@20
+    (seed-averaged) at p < ALPHA, which sees the users' noise but not the seeds', and the seed rule on the
+    per-seed differences of test Recall@20 (`stats.seed_verdict`: the same sign in every seed, a mean
+    beyond 2 standard deviations over seeds), which sees the seeds'."""
+    t = compare_runs(a, b, METRIC, results_dir)
+    per_seed = [x["test"][METRIC] - y["test"][METRIC] for x, y in zip(a, b)]
+    rule = seed_verdict(per_seed)
+    side = ("above" if rule == HOLDS else "below" if rule == FAILS else "level") if t.t_p < ALPHA else "level"
+    numbers = (f"{t.mean_diff:+.4f} Recall@20 (per seed {', '.join(f'{d:+.4f}' for d in per_seed)}), "
+               f"paired t p {p_text(t.t_p)}, seed rule: {rule}")
+    return side, numbers
+
+
 def verdict(study: Study, results_dir: Path = RESULTS_DIR) -> str:
-    """One sentence computed from the table: whether RecGOAT beats the best complete baseline (paired t
-    test on per-user Recall@20, p < 0.05 decides). While a baseline still lacks seeds, the best complete
-    one may not be the best, so the sentence is marked provisional and names them."""
+    """One sentence computed from the table: whether RecGOAT beats the best complete baseline (`judged`:
+    the paired t test on per-user Recall@20 and the seed rule must agree). While a baseline still lacks
+    seeds, the best complete one may not be the best, so the sentence is marked provisional and names them."""
     found = study_records(study, load_records(results_dir, study.dataset))
     missing = [label for label in study.models if len(found.get(label, {})) < len(study.seeds)]
     pending = [label for label in missing if study.models[label][0] != "recgoat"]
@@ -291,26 +309,23 @@ def verdict(study: Study, results_dir: Path = RESULTS_DIR) -> str:
     complete, best = _complete(study, found)
     if best is None:
         return "No verdict yet: no complete baseline to compare with."
-    t = compare_runs(complete["recgoat"], complete[best], METRIC, results_dir)
-    better, worse = t.mean_diff > 0 and t.t_p < 0.05, t.mean_diff < 0 and t.t_p < 0.05
-    word = "beats" if better else "falls below" if worse else "is not distinguishable from"
-    said = (f"RecGOAT {word} the best complete baseline ({best}) on {study.dataset}: "
-            f"{t.mean_diff:+.4f} Recall@20, p {p_text(t.t_p)}.")
+    side, numbers = judged(complete["recgoat"], complete[best], results_dir)
+    word = {"above": "beats", "below": "falls below", "level": "is not distinguishable from"}[side]
+    said = f"RecGOAT {word} the best complete baseline ({best}) on {study.dataset}: {numbers}."
     return f"Provisional (baselines without all their seeds: {', '.join(pending)}): {said}" if pending else said
 
 
 def contrast_sentences(study: Study, results_dir: Path = RESULTS_DIR) -> str:
-    """One sentence per `study.contrasts` pair once both labels have every seed: the mean test Recall@20
-    difference and the paired t test on per-user Recall@20 (p < 0.05 decides, as in `verdict`); until
-    then, how many seeds each has."""
+    """One sentence per `study.contrasts` pair once both labels have every seed, judged as `verdict` is
+    (`judged`); until then, how many seeds each has."""
     found = study_records(study, load_records(results_dir, study.dataset))
     complete, _ = _complete(study, found)
     said = []
     for label, against in study.contrasts:
         if label in complete and against in complete:
-            t = compare_runs(complete[label], complete[against], METRIC, results_dir)
-            word = ("above" if t.mean_diff > 0 else "below") if t.t_p < 0.05 else "not distinguishable from"
-            said.append(f"{label} is {word} {against}: {t.mean_diff:+.4f} Recall@20, p {p_text(t.t_p)}.")
+            side, numbers = judged(complete[label], complete[against], results_dir)
+            word = {"above": "above", "below": "below", "level": "not distinguishable from"}[side]
+            said.append(f"{label} is {word} {against}: {numbers}.")
         else:
             have = ", ".join(f"{x} {len(found.get(x, {}))} of {len(study.seeds)} seeds" for x in (label, against))
             said.append(f"{label} against {against}: not yet ({have}).")

@@ -9,7 +9,7 @@ from conftest import real_data_or_skip
 
 from recgoat_lib.ablations import ABLATIONS, released_model
 from recgoat_lib.runner import RESULTS_DIR, load_records, run, run_many
-from recgoat_lib.stats import compare_runs, p_text
+from recgoat_lib.stats import PairedTest, compare_runs, p_text, seed_verdict
 from recgoat_lib.study import (SPORTS_CONVERGED, Study, chosen_point, contrast_sentences, epoch_seconds, label_records,
                                latest_record, missing_runs, plot_curves, remaining_runs, study_records, study_table,
                                tuning_table, verdict)
@@ -55,11 +55,31 @@ def test_verdict_is_provisional_while_a_baseline_lacks_seeds(toy, tmp_path):
     run_many(study.specs("mf")[1:], toy, results_dir=tmp_path)
     assert verdict(study, tmp_path).startswith("RecGOAT ")
     records = load_records(tmp_path, "toy")
-    t = compare_runs([latest_record(records, s) for s in study.specs("recgoat")],
-                     [latest_record(records, s) for s in study.specs("mf")], "recall@20", tmp_path)
-    word = ("above" if t.mean_diff > 0 else "below") if t.t_p < 0.05 else "not distinguishable from"
-    said = f"recgoat is {word} mf: {t.mean_diff:+.4f} Recall@20, p {p_text(t.t_p)}."
-    assert contrast_sentences(study, tmp_path) == said
+    a, b = ([latest_record(records, s) for s in study.specs(label)] for label in ("recgoat", "mf"))
+    t = compare_runs(a, b, "recall@20", tmp_path)
+    per_seed = [x["test"]["recall@20"] - y["test"]["recall@20"] for x, y in zip(a, b)]
+    said = contrast_sentences(study, tmp_path)
+    assert said.startswith("recgoat is ")
+    assert f" mf: {t.mean_diff:+.4f} Recall@20 (per seed {per_seed[0]:+.4f}, " in said
+    assert said.endswith(f"paired t p {p_text(t.t_p)}, seed rule: {seed_verdict(per_seed)}.")
+
+
+def test_a_difference_is_called_only_when_the_user_test_and_the_seed_rule_agree(tmp_path, monkeypatch):
+    """`judged`: the paired t test over users sees no seed noise, so a tiny p alone does not decide."""
+    from recgoat_lib import study as st
+    def runs(*values):
+        return [{"test": {"recall@20": v}} for v in values]
+
+    def users(p):
+        test = PairedTest(n=1000, mean_diff=0.01, t_stat=1.0, t_p=p, wilcoxon_stat=1.0, wilcoxon_p=p)
+        return lambda *args: test
+
+    monkeypatch.setattr(st, "compare_runs", users(1e-9))
+    assert st.judged(runs(0.11, 0.11, 0.11), runs(0.10, 0.10, 0.10), tmp_path)[0] == "above"
+    assert st.judged(runs(0.13, 0.09, 0.11), runs(0.10, 0.10, 0.10), tmp_path)[0] == "level"  # seeds disagree
+    assert st.judged(runs(0.09, 0.09, 0.09), runs(0.10, 0.10, 0.10), tmp_path)[0] == "below"
+    monkeypatch.setattr(st, "compare_runs", users(0.2))
+    assert st.judged(runs(0.11, 0.11, 0.11), runs(0.10, 0.10, 0.10), tmp_path)[0] == "level"  # users disagree
 
 
 def test_sports_study_trains_every_model_the_issue_names_to_convergence():
