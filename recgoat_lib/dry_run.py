@@ -33,7 +33,7 @@ from .determinism import pin_threads
 from .presets import get_profile, recgoat_settings
 from .report import save_table
 from .runner import RESULTS_DIR, load_records, run, spec
-from .study import STUDIES, Study, epoch_seconds, label_records, remaining_runs, study_records
+from .study import STUDIES, Study, epoch_seconds, label_records, remaining_runs, run_device, study_records
 
 MODEL = "recgoat"
 SUFFIX = "-timing-only"
@@ -160,8 +160,9 @@ def plan_from_timings(study: Study, timings: Mapping[str, tuple[float, float]],
     cap; the table says which. Once a model's grid point is chosen, its own records are those at that
     point: its remaining runs are that point's seeds, and a grid point that lost (RecGOAT at cl_weight
     0.005 stopped at epoch 23, the chosen 0.032 at 172) says little about them. The seconds per epoch
-    are the mean of what those records took as they ran (on this machine the study's runs share the
-    cores, which a model timed alone does not), else `timings` (epoch, evaluation seconds, timed alone)."""
+    are the mean of what those records took as they ran on a CPU (on this machine the study's runs share
+    the cores, which a model timed alone does not; runs made on a lent GPU say nothing about CPU hours),
+    else `timings` (epoch, evaluation seconds, timed alone)."""
     left = remaining_runs(study, results_dir)
     records = load_records(results_dir, study.dataset)
     done = {label: label_records(study, label, records) for label in study.models}
@@ -176,7 +177,7 @@ def plan_from_timings(study: Study, timings: Mapping[str, tuple[float, float]],
             epochs, source = np.mean(own), "its records"
         else:
             epochs, source = (np.mean(everyone), "the study's records") if everyone else (study.train.epochs, "the cap")
-        as_run = [epoch_seconds(r) for r in mine]
+        as_run = [epoch_seconds(r) for r in mine if run_device(r) == "cpu"]
         per_epoch, times = (np.mean(as_run), "its records") if as_run else (epoch_s + eval_s / study.train.eval_every,
                                                                            "timed alone")
         hours = epochs * per_epoch / 3600

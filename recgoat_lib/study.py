@@ -206,7 +206,7 @@ def tuning_table(study: Study, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
             rows.append({"model": label, "point": format_point(point),
                          f"valid {METRIC} (seed {study.seeds[0]})": f"{r['valid'][METRIC]:.4f}" if r else "not run yet",
                          "best epoch": r["best_epoch"] if r else "", "hours": f"{_hours(r):.2f}" if r else "",
-                         "device": _device(r) if r else "", "chosen": point == chosen})
+                         "device": run_device(r) if r else "", "chosen": point == chosen})
     return pd.DataFrame(rows)
 
 
@@ -253,7 +253,7 @@ def study_table(study: Study, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
         capped = [str(r["seed"]) for r in recs if r["epochs_run"] >= study.train.epochs]
         row["epoch cap hit"] = ", ".join(capped) or ("none" if recs else "")
         row["hours per run"] = ", ".join(f"{_hours(r):.2f}" for r in recs)
-        row["device"] = ", ".join(sorted({_device(r) for r in recs}))
+        row["device"] = ", ".join(sorted({run_device(r) for r in recs}))
         # in backticks: a hash such as 97951e5 must not be read as a number by the table writers
         commits = {f"`{r['git_commit']}{'+dirty' if r.get('git_dirty') else ''}`" for r in recs}
         row["commit"] = ", ".join(sorted(commits))
@@ -261,7 +261,7 @@ def study_table(study: Study, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _device(r: Record) -> str:
+def run_device(r: Record) -> str:
     """Where a run trained ("cpu", "cuda"): wall times are only comparable on one device."""
     return r.get("device", "cpu").split(":")[0]
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -203,6 +204,18 @@ def test_plan_counts_only_the_chosen_points_records_once_a_point_is_chosen(toy, 
     plan = dry_run.plan_from_timings(study, {"bpr": (10.0, 2.0)}, tmp_path).set_index("model")
     at_point = [r["epochs_run"] for r in study_records(study, load_records(tmp_path, study.dataset))["bpr"].values()]
     assert plan.loc["bpr", "epochs from"] == "its records" and plan.loc["bpr", "epochs per run"] == np.mean(at_point)
+
+
+def test_the_cpu_plan_takes_no_epoch_times_from_runs_made_on_a_gpu(toy, tmp_path):
+    from recgoat_lib import dry_run
+    budget = TrainConfig(epochs=3, batch_size=1024, eval_every=1, patience=5, progress=False)
+    study = Study(name="t", dataset="toy", models={"bpr": ("bpr", {})}, seeds=(0, 1), train=budget, dim=16)
+    run_many(study.specs("bpr")[:1], toy, results_dir=tmp_path)
+    assert dry_run.plan_from_timings(study, {"bpr": (10.0, 2.0)}, tmp_path).loc[0, "times from"] == "its records"
+    path = next((tmp_path / "runs" / "toy").glob("*.json"))
+    path.write_text(json.dumps({**json.loads(path.read_text()), "device": "cuda:0"}))
+    plan = dry_run.plan_from_timings(study, {"bpr": (10.0, 2.0)}, tmp_path)
+    assert plan.loc[0, "times from"] == "timed alone" and plan.loc[0, "hours left"] == pytest.approx(3 * 12 / 3600)
 
 
 def test_committed_real_data_records_stay_within_their_size_budget():
