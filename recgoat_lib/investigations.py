@@ -112,11 +112,10 @@ def reference_specs(study: Study = SPORTS_CONVERGED, seed: int = SEED,
     return converged, replace(converged, train=replace(converged.train, epochs=epochs))
 
 
-def investigation_records(variants: tuple[Variant, ...] = VARIANTS, study: Study = SPORTS_CONVERGED,
-                          results_dir: Path = RESULTS_DIR) -> tuple[dict[str, dict[int, Record]], dict[int, Record]]:
+def investigation_records(variants: tuple[Variant, ...], study: Study,
+                          records: list[Record]) -> tuple[dict[str, dict[int, Record]], dict[int, Record]]:
     """(label -> seed -> latest record of that variant, seed -> the LightGCN reference record), for
-    the variants' seeds that have records."""
-    records = load_records(results_dir, study.dataset)
+    the variants' seeds that have records among `records` (the study dataset's, loaded once by the caller)."""
     found: dict[str, dict[int, Record]] = {}
     for v in variants:
         for seed in v.seeds:
@@ -145,7 +144,9 @@ def call(diff: float, threshold: float, above: str = "above", below: str = "belo
 def judge(effects: list[float], resolution: float, above: str = "above", below: str = "below",
           tie: str = "level with") -> str:
     """One word for per-seed effects: the seed rule (`stats.seed_verdict` with `resolution` as its floor)
-    from two seeds on, the one-seed `call` for one."""
+    from two seeds on, the one-seed `call` for one. For validation Recall@20 read off short runs'
+    curves, which keep no per-user values, and a variant may have one seed; the converged study's
+    test metrics are judged by `study.judged`, which asks the paired t test over users to agree too."""
     if len(effects) == 1:
         return call(effects[0], resolution, above, below, tie)
     verdict = seed_verdict(effects, floor=resolution)
@@ -176,7 +177,7 @@ def investigation_table(variants: tuple[Variant, ...] = VARIANTS, study: Study =
     """One row per variant and seed (and per seed's LightGCN reference): validation Recall@20 at its last
     budget epoch, LightGCN's at that epoch (same seed), the differences from it and from the ID-only
     default (same seed), its best validation epoch within the budget, plan mass (item 9), s/epoch."""
-    found, refs = investigation_records(variants, study, results_dir)
+    found, refs = investigation_records(variants, study, load_records(results_dir, study.dataset))
     if not refs:
         raise FileNotFoundError("no LightGCN reference record (the study's seed-2025 LightGCN run)")
     rows = []
@@ -235,7 +236,8 @@ def answers(variants: tuple[Variant, ...] = VARIANTS, study: Study = SPORTS_CONV
             results_dir: Path = RESULTS_DIR) -> dict[int, str]:
     """One computed sentence per item (8, 9, 10), from the records, over the seeds that have a run and
     a reference (values: mean ± std over seeds; differences: seed by seed, then `judge`)."""
-    found, refs = investigation_records(variants, study, results_dir)
+    records = load_records(results_dir, study.dataset)
+    found, refs = investigation_records(variants, study, records)
     if SEED not in refs:
         return {i: "No answer: the LightGCN reference record is missing." for i in (8, 9, 10)}
     resolution = call_threshold(refs[SEED], results_dir)
@@ -282,7 +284,7 @@ def answers(variants: tuple[Variant, ...] = VARIANTS, study: Study = SPORTS_CONV
                   f"{_fmt(np.mean([ref_curves[s][e] - ref_curves[s][e - w] for s in seeds]))} (LightGCN's converged "
                   f"best, seed {SEED}: {refs[SEED]['valid'][METRIC]:.4f} at epoch {refs[SEED]['best_epoch']}); one "
                   f"change at a time: {'; '.join(parts)}; the highest mean at epoch {e} is {top} ({top_value:.4f}) "
-                  f"[{rule(seeds)}]. {_converged_sentence(CONVERGED[8], study, resolution, results_dir)}")
+                  f"[{rule(seeds)}]. {_converged_sentence(CONVERGED[8], study, records, resolution)}")
     out[9] = " ".join(_plan_sentence(v, found.get(v.label, {}).get(SEED), study, results_dir)
                       for v in variants if v.item == 9)
     v10 = next((v for v in variants if v.item == 10), None)
@@ -304,7 +306,7 @@ def answers(variants: tuple[Variant, ...] = VARIANTS, study: Study = SPORTS_CONV
             text += (f" and {judge(d, resolution)} RecGOAT ID-only's default {_seeds_text(list(b.values()))} "
                      f"({_fmt(np.mean(d))})")
         out[10] = (text + f" [{rule(seeds10)}]. "
-                   + _converged_sentence(CONVERGED[10], study, resolution, results_dir))
+                   + _converged_sentence(CONVERGED[10], study, records, resolution))
     return out
 
 
@@ -334,10 +336,9 @@ def _plan_sentence(v: Variant, rec: Record | None, study: Study, results_dir: Pa
             f"{len(masses)} epochs{init}.")
 
 
-def _converged_sentence(label: str, study: Study, resolution: float, results_dir: Path) -> str:
+def _converged_sentence(label: str, study: Study, records: list[Record], resolution: float) -> str:
     """How a study label's converged runs (at its chosen grid point) compare with LightGCN's converged runs
     (at its own) seed by seed: validation Recall@20 at each run's best epoch, called by `judge`, and test."""
-    records = load_records(results_dir, study.dataset)
     found = study_records(study, records)
     runs, refs = found.get(label, {}), found.get(LIGHTGCN, {})
     seeds = [seed for seed in study.seeds if seed in runs and seed in refs]
@@ -364,7 +365,7 @@ def plot_investigations(variants: tuple[Variant, ...] = VARIANTS, study: Study =
     the mean over the seeds recorded (line) and their range (band)."""
     import matplotlib.pyplot as plt
 
-    found, refs = investigation_records(variants, study, results_dir)
+    found, refs = investigation_records(variants, study, load_records(results_dir, study.dataset))
     if SEED not in refs or not found:
         return None
     fig, ax = plt.subplots(figsize=(11, 5))
@@ -446,7 +447,7 @@ def train_missing(variants: tuple[Variant, ...] = VARIANTS, study: Study = SPORT
     from .lm import with_lm_features
     from .runner import run, run_many
 
-    found, refs = investigation_records(variants, study, results_dir)
+    found, refs = investigation_records(variants, study, load_records(results_dir, study.dataset))
     ds = load_dataset(study.dataset)
     references = [reference_specs(study, seed, max(v.epochs for v in variants))[1]
                   for seed in sorted({s for v in variants for s in v.seeds}) if seed not in refs and not only]

@@ -14,7 +14,7 @@ import pandas as pd
 from .data import REPO_ROOT, repo_relative
 from .departures import DEPARTURES
 from .stats import UNDECIDED
-from .study import SPORTS_CONVERGED, contrast_sentences, verdict
+from .study import SPORTS_CONVERGED, verdict
 from .tables import FIGURES_DIR, TABLES_DIR, save_figure, save_table, set_style
 
 __all__ = ["FIGURES_DIR", "TABLES_DIR", "save_figure", "save_table", "set_style", "departure_table", "status",
@@ -122,8 +122,7 @@ def status(tables_dir: Path = TABLES_DIR) -> str:
         counts = theory["verdict"].value_counts()
         parts.append(f"Theory checks (notebook 06, {int(theory['seeds'].iloc[0])} seeds): "
                      + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".")
-    parts.append(f"**Real data** (converged Sports study, text only): {verdict(SPORTS_CONVERGED)} "
-                 f"{contrast_sentences(SPORTS_CONVERGED)}")
+    parts.append(f"**Real data** (converged Sports study, text only): {verdict(SPORTS_CONVERGED)}")
     return " ".join(parts)
 
 

@@ -276,7 +276,7 @@ def _hours(r: Record) -> float:
     return r["epochs_run"] * epoch_seconds(r) / 3600
 
 
-ALPHA = 0.05  # the paired t test's level in `verdict` and `contrast_sentences`
+ALPHA = 0.05  # the paired t test's level in `verdict`
 
 
 def judged(a: list[Record], b: list[Record], results_dir: Path = RESULTS_DIR) -> tuple[str, str]:
@@ -284,7 +284,10 @@ def judged(a: list[Record], b: list[Record], results_dir: Path = RESULTS_DIR) ->
     and the numbers behind it. Above (below) needs both tests: the paired t test on per-user Recall@20
     (seed-averaged) at p < ALPHA, which sees the users' noise but not the seeds', and the seed rule on the
     per-seed differences of test Recall@20 (`stats.seed_verdict`: the same sign in every seed, a mean
-    beyond 2 standard deviations over seeds), which sees the seeds'."""
+    beyond 2 standard deviations over seeds), which sees the seeds'. `investigations.judge` is the other
+    rule in this library, for validation Recall@20 read off short runs' curves: a curve keeps no per-user
+    values and a variant may have one seed, so it puts a floor (two standard errors of a difference over
+    users) under the seed rule instead; a converged test metric has both tests, so both must agree here."""
     t = compare_runs(a, b, METRIC, results_dir)
     per_seed = [x["test"][METRIC] - y["test"][METRIC] for x, y in zip(a, b)]
     rule = seed_verdict(per_seed)
@@ -295,10 +298,19 @@ def judged(a: list[Record], b: list[Record], results_dir: Path = RESULTS_DIR) ->
 
 
 def verdict(study: Study, results_dir: Path = RESULTS_DIR) -> str:
-    """One sentence computed from the table: whether RecGOAT beats the best complete baseline (`judged`:
-    the paired t test on per-user Recall@20 and the seed rule must agree). While a baseline still lacks
-    seeds, the best complete one may not be the best, so the sentence is marked provisional and names them."""
+    """The study's answer, computed from its records: whether RecGOAT beats the best complete baseline,
+    then one sentence per `study.contrasts` pair (`_contrasts`). A difference is called as `judged` says
+    (the paired t test on per-user Recall@20 and the seed rule must agree). While a baseline still lacks
+    seeds, the best complete one may not be the best, so the first sentence is marked provisional and
+    names them. The records are read once, here."""
     found = study_records(study, load_records(results_dir, study.dataset))
+    complete, best = _complete(study, found)
+    return f"{_headline(study, found, complete, best, results_dir)} {_contrasts(study, found, complete, results_dir)}"
+
+
+def _headline(study: Study, found: dict[str, dict[int, Record]], complete: dict[str, list[Record]],
+              best: str | None, results_dir: Path) -> str:
+    """RecGOAT against the best complete baseline, or what is missing before it can be said."""
     missing = [label for label in study.models if len(found.get(label, {})) < len(study.seeds)]
     pending = [label for label in missing if study.models[label][0] != "recgoat"]
     if "recgoat" in missing:
@@ -306,7 +318,6 @@ def verdict(study: Study, results_dir: Path = RESULTS_DIR) -> str:
         return (f"No verdict yet: {done} of {len(study.models) * len(study.seeds)} runs at the tuned points recorded; "
                 f"{len(missing)} of {len(study.models)} models have fewer than {len(study.seeds)} seeds "
                 f"({', '.join(missing)}).")
-    complete, best = _complete(study, found)
     if best is None:
         return "No verdict yet: no complete baseline to compare with."
     side, numbers = judged(complete["recgoat"], complete[best], results_dir)
@@ -315,11 +326,10 @@ def verdict(study: Study, results_dir: Path = RESULTS_DIR) -> str:
     return f"Provisional (baselines without all their seeds: {', '.join(pending)}): {said}" if pending else said
 
 
-def contrast_sentences(study: Study, results_dir: Path = RESULTS_DIR) -> str:
-    """One sentence per `study.contrasts` pair once both labels have every seed, judged as `verdict` is
-    (`judged`); until then, how many seeds each has."""
-    found = study_records(study, load_records(results_dir, study.dataset))
-    complete, _ = _complete(study, found)
+def _contrasts(study: Study, found: dict[str, dict[int, Record]], complete: dict[str, list[Record]],
+               results_dir: Path) -> str:
+    """One sentence per `study.contrasts` pair once both labels have every seed, judged as the headline
+    is; until then, how many seeds each has."""
     said = []
     for label, against in study.contrasts:
         if label in complete and against in complete:
@@ -465,7 +475,6 @@ def main(argv: list[str] | None = None) -> None:
         if (fig := plot(study)) is not None:
             print("wrote", save_figure(fig, name, None))
     print(verdict(study))
-    print(contrast_sentences(study))
     if failures:
         raise SystemExit("some runs failed:\n" + "\n".join(failures))
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from recgoat_lib import investigations as inv
-from recgoat_lib.runner import run, run_many, spec, valid_curve
+from recgoat_lib.runner import load_records, run, run_many, spec, valid_curve
 from recgoat_lib.study import Study
 from recgoat_lib.train import TrainConfig
 
@@ -84,7 +84,7 @@ def test_call_rule():
 
 def test_table_from_records(results, toy_study, variants):
     table = inv.investigation_table(variants, toy_study, results).set_index(["variant", "seed"])
-    found, refs = inv.investigation_records(variants, toy_study, results)
+    found, refs = inv.investigation_records(variants, toy_study, load_records(results, toy_study.dataset))
     assert {label: set(runs) for label, runs in found.items()} == {v.label: set(v.seeds) for v in variants}
     assert refs[SEEDS[0]]["train"]["epochs"] == 3 and refs[SEEDS[1]]["train"]["epochs"] == EPOCHS
     for v in variants:
@@ -100,7 +100,7 @@ def test_table_from_records(results, toy_study, variants):
 
 
 def test_answers_quote_the_records(results, toy, toy_study, variants):
-    found, refs = inv.investigation_records(variants, toy_study, results)
+    found, refs = inv.investigation_records(variants, toy_study, load_records(results, toy_study.dataset))
     text = inv.answers(variants, toy_study, results)
     curves = [valid_curve(found[inv.DEFAULT][seed]) for seed in SEEDS]
     base = [c[EPOCHS] for c in curves]
