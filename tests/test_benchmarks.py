@@ -216,17 +216,48 @@ def test_recgoat_precision_task_times_both_precisions_on_one_batch():
 
 def test_gpu_lease_checks_phase_runs_and_packs_its_results(tmp_path):
     """benchmarks/gpu_lease.sh, the script a short GPU lease runs, works end to end in its first phase
-    (here on the CPU, where the CUDA tests skip) and leaves what a lease sends back; a wrong phase is refused."""
-    env = {**os.environ, "PYTHON": sys.executable, "DEVICE": "cpu"}
+    (here on the CPU, where the CUDA tests skip), stages the data root it carried for a later call and
+    leaves what a lease sends back; a wrong phase is refused; a study call whose feature parts did not
+    all arrive stops before training."""
+    stage, data, out = tmp_path / "stage", tmp_path / "data", tmp_path / "out"
+    (data / "sports").mkdir(parents=True)
+    np.save(data / "sports" / "user_text_feat.part0of2.npy", np.ones((2, 3), np.float32))
+    env = {**os.environ, "PYTHON": sys.executable, "DEVICE": "cpu", "STAGE": str(stage)}
     script = str(REPO_ROOT / "benchmarks" / "gpu_lease.sh")
-    done = subprocess.run(["bash", script, "checks", str(tmp_path), str(tmp_path)], cwd=REPO_ROOT, env=env,
+    done = subprocess.run(["bash", script, "checks", str(out), str(data)], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert "cuda tests rc=0" in (tmp_path / "checks_steps.txt").read_text()
-    assert {"checks_results.tgz", "checks_logs.tgz"} <= {p.name for p in tmp_path.iterdir()}
-    wrong = subprocess.run(["bash", script, "train", str(tmp_path), str(tmp_path)], cwd=REPO_ROOT, env=env,
+    assert "cuda tests rc=0" in (out / "checks_steps.txt").read_text()
+    assert {"checks_results.tgz", "checks_logs.tgz"} <= {p.name for p in out.iterdir()}
+    assert (stage / "sports" / "user_text_feat.part0of2.npy").exists()
+    later = tmp_path / "later"  # the next call's own data root, without the second part
+    later.mkdir()
+    stopped = subprocess.run(["bash", script, "study", str(out), str(later), "60", "bpr"], cwd=REPO_ROOT, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert stopped.returncode == 1 and "parts [0] found" in stopped.stdout
+    assert "feature parts missing" in (out / "study_steps.txt").read_text()
+    wrong = subprocess.run(["bash", script, "train", str(out), str(data)], cwd=REPO_ROOT, env=env,
                            capture_output=True, text=True, timeout=60)
     assert wrong.returncode == 2 and "unknown phase" in wrong.stderr
+
+
+def test_feature_parts_split_and_join_give_back_the_same_array(tmp_path):
+    """Parts of at most the size asked for, joined bit for bit; a whole file already there is kept."""
+    from benchmarks.feature_parts import join, split
+    x = np.random.default_rng(0).standard_normal((1001, 384)).astype(np.float32)
+    path = tmp_path / "sports" / "user_text_feat.npy"
+    path.parent.mkdir()
+    np.save(path, x)
+    parts = split(path, max_mb=0.5)
+    assert len(parts) == 4 and all(p.stat().st_size <= 0.5e6 + 200 for p in parts)  # 200: the .npy header
+    path.unlink()
+    assert join(tmp_path) == [path]
+    np.testing.assert_array_equal(np.load(path), x)
+    assert join(tmp_path) == []  # kept, not rewritten
+    parts[1].unlink()
+    path.unlink()
+    with pytest.raises(ValueError, match=r"parts \[0, 2, 3\] found"):
+        join(tmp_path)
 
 
 def test_propagation_floor_chains_its_products(monkeypatch):
