@@ -144,9 +144,9 @@ def call(diff: float, threshold: float, above: str = "above", below: str = "belo
 def judge(effects: list[float], resolution: float, above: str = "above", below: str = "below",
           tie: str = "level with") -> str:
     """One word for per-seed effects: the seed rule (`stats.seed_verdict` with `resolution` as its floor)
-    from two seeds on, the one-seed `call` for one. For validation Recall@20 read off short runs'
-    curves, which keep no per-user values, and a variant may have one seed; the converged study's
-    test metrics are judged by `study.judged`, which asks the paired t test over users to agree too."""
+    from two seeds on, the one-seed `call` for one. Made for validation Recall@20 read off short runs'
+    curves, which keep no per-user values and may come from one seed; the converged study's test
+    metrics are judged by `study.judged`, which asks the paired t test over users to agree too."""
     if len(effects) == 1:
         return call(effects[0], resolution, above, below, tie)
     verdict = seed_verdict(effects, floor=resolution)

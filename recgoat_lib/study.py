@@ -305,7 +305,8 @@ def verdict(study: Study, results_dir: Path = RESULTS_DIR) -> str:
     names them. The records are read once, here."""
     found = study_records(study, load_records(results_dir, study.dataset))
     complete, best = _complete(study, found)
-    return f"{_headline(study, found, complete, best, results_dir)} {_contrasts(study, found, complete, results_dir)}"
+    said = (_headline(study, found, complete, best, results_dir), _contrasts(study, found, complete, results_dir))
+    return " ".join(part for part in said if part)
 
 
 def _headline(study: Study, found: dict[str, dict[int, Record]], complete: dict[str, list[Record]],
