@@ -37,7 +37,8 @@ import numpy as np
 import pandas as pd
 
 from .protocol import format_point
-from .runner import RESULTS_DIR, Record, RunSpec, load_records, per_user, record_path, spec, valid_curve
+from .runner import (RESULTS_DIR, Record, RunSpec, commit_label, load_records, per_user, record_path, spec,
+                     valid_curve)
 from .stats import FAILS, HOLDS, seed_verdict
 from .study import SPORTS_CONVERGED, Study, chosen_point, latest_record, study_records
 
@@ -202,19 +203,16 @@ def investigation_table(variants: tuple[Variant, ...] = VARIANTS, study: Study =
             if masses:
                 row["plan mass, epochs (min / max)"] = f"{min(masses):.3g} / {max(masses):.3g}"
             row["s per epoch"] = rec["train_seconds_per_epoch"] + rec["eval_seconds"]
-            row["commit"] = _commit(rec)
+            row["commit"] = f"`{commit_label(rec)}`"
             rows.append(row)
     for seed, ref in refs.items():
         kind = "converged record" if ref["train"]["epochs"] == study.train.epochs else f"{ref['epochs_run']} epochs"
         rows.append({"item": 0, "variant": f"lightgcn ({kind}, best epoch {ref['best_epoch']})",
                      "change": "reference", "seed": seed, "epochs": ref["epochs_run"],
                      "best valid epoch": ref["best_epoch"], f"best valid {METRIC}": ref["valid"][METRIC],
-                     "s per epoch": ref["train_seconds_per_epoch"] + ref["eval_seconds"], "commit": _commit(ref)})
+                     "s per epoch": ref["train_seconds_per_epoch"] + ref["eval_seconds"],
+                     "commit": f"`{commit_label(ref)}`"})
     return pd.DataFrame(rows)
-
-
-def _commit(rec: Record) -> str:
-    return f"`{rec['git_commit']}{'+dirty' if rec.get('git_dirty') else ''}`"
 
 
 def _fmt(x: float) -> str:

@@ -131,6 +131,11 @@ def git_state() -> tuple[str, bool | None]:
         return "unknown", None
 
 
+def commit_label(r: Record) -> str:
+    """The commit a record was made at, "+dirty" when tracked files differed from it (`git_state`)."""
+    return r["git_commit"] + ("+dirty" if r.get("git_dirty") else "")
+
+
 def check_specs(specs: list[RunSpec], data: RunData) -> None:
     """Reject specs that cannot run on `data` (wrong dataset or protocol, missing features)
     with one error listing every problem, before anything trains."""
@@ -512,7 +517,7 @@ def main(argv: list[str] | None = None) -> None:
     records = run_many(specs, load_dataset(args.dataset), cache=not args.no_cache, executor=args.executor,
                        address=args.address, threads=args.threads, workers=args.workers)
     frame = records_frame(records, ("recall@10", "recall@20", "ndcg@10", "ndcg@20"))
-    frame["commit"] = [r["git_commit"] + ("+dirty" if r.get("git_dirty") else "") for r in records]
+    frame["commit"] = [commit_label(r) for r in records]
     table = compare(frame)
     print(table.to_string(index=False))
     if args.table:

@@ -29,7 +29,7 @@ from .ablations import released_model
 from .presets import STUDY_GRIDS
 from .references import published
 from .protocol import format_point
-from .runner import RESULTS_DIR, Record, RunSpec, load_records, spec, valid_curve
+from .runner import RESULTS_DIR, Record, RunSpec, commit_label, load_records, spec, valid_curve
 from .stats import FAILS, HOLDS, compare_runs, p_text, seed_verdict
 from .train import TrainConfig
 
@@ -255,7 +255,7 @@ def study_table(study: Study, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
         row["hours per run"] = ", ".join(f"{_hours(r):.2f}" for r in recs)
         row["device"] = ", ".join(sorted({run_device(r) for r in recs}))
         # in backticks: a hash such as 97951e5 must not be read as a number by the table writers
-        commits = {f"`{r['git_commit']}{'+dirty' if r.get('git_dirty') else ''}`" for r in recs}
+        commits = {f"`{commit_label(r)}`" for r in recs}
         row["commit"] = ", ".join(sorted(commits))
         rows.append(row)
     return pd.DataFrame(rows)

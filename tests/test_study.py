@@ -9,7 +9,7 @@ import pytest
 from conftest import real_data_or_skip
 
 from recgoat_lib.ablations import ABLATIONS, released_model
-from recgoat_lib.runner import RESULTS_DIR, load_records, run, run_many
+from recgoat_lib.runner import RESULTS_DIR, load_records, record_path, run, run_many
 from recgoat_lib.stats import PairedTest, compare_runs, p_text, seed_verdict
 from recgoat_lib.study import (SPORTS_CONVERGED, Study, chosen_point, epoch_seconds, label_records,
                                latest_record, missing_runs, plot_curves, remaining_runs, study_records, study_table,
@@ -211,7 +211,7 @@ def test_the_cpu_plan_takes_no_epoch_times_from_runs_made_on_a_gpu(toy, tmp_path
     study = Study(name="t", dataset="toy", models={"bpr": ("bpr", {})}, seeds=(0, 1), train=budget, dim=16)
     run_many(study.specs("bpr")[:1], toy, results_dir=tmp_path)
     assert dry_run.plan_from_timings(study, {"bpr": (10.0, 2.0)}, tmp_path).loc[0, "times from"] == "its records"
-    path = next((tmp_path / "runs" / "toy").glob("*.json"))
+    path = record_path(tmp_path, "toy", load_records(tmp_path, "toy")[0]["key"])
     path.write_text(json.dumps({**json.loads(path.read_text()), "device": "cuda:0"}))
     plan = dry_run.plan_from_timings(study, {"bpr": (10.0, 2.0)}, tmp_path)
     assert plan.loc[0, "times from"] == "timed alone" and plan.loc[0, "hours left"] == pytest.approx(3 * 12 / 3600)
