@@ -12,13 +12,14 @@
 Every variant trains with the study's settings (`study.SPORTS_CONVERGED`: d=64, lr 1e-3, batch 2048,
 validation Recall@20 every epoch) for a fixed short budget, with the study's seeds (items 8 and 10) or
 the first alone (item 9, a diagnostic). The reference of each seed is LightGCN at the study's settings
-and its default L2 weight: the study's converged tuning run where it exists (seed 2025), else a run of
-the same budget (its first epochs are the same run). Variants are compared with it at the same epoch,
-seed by seed. `resolution` is `CALL_SE` standard errors of an unpaired difference of two means over
-users (from the per-user test Recall@20 of the first seed's reference, a proxy for validation's user
-sampling noise). With two or more seeds a difference is called by the seed rule
-(`stats.seed_verdict`: the same sign in every seed and a mean beyond 2 standard deviations over seeds
-and beyond the resolution); with one seed, when it exceeds the resolution, and the sentence says so.
+and its default L2 weight (1e-4, the variants' too): the study's converged run at that weight where a
+record of it exists for the seed, else a run of the same budget (its first epochs are the same run).
+Variants are compared with it at the same epoch, seed by seed. `resolution` is `CALL_SE` standard errors
+of an unpaired difference of two means over users (from the per-user test Recall@20 of the first seed's
+reference, a proxy for validation's user sampling noise). With two or more seeds a difference is called
+by the seed rule (`stats.seed_verdict`: the same sign in every seed and a mean beyond 2 standard
+deviations over seeds and beyond the resolution); with one seed, when it exceeds the resolution, and the
+sentence says so.
 
 `python -m recgoat_lib.investigations` trains the missing runs and writes
 `results/tables/sports_investigations.csv` (and .md), the answer sentences
