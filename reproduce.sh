@@ -38,6 +38,9 @@ run_notebooks() {
   # The quick run records each notebook's headline numbers in results/pins/ (review their diff and
   # commit them); every other execution, CI's nbval included, checks against them.
   export RECGOAT_RECORD_PINS=1
+  # No progress bars in executed copies: a batch run's bar is saved as a widget whose text shows 0%.
+  # (Run a notebook in Jupyter to see them live.)
+  export TQDM_DISABLE=1
   for nb in notebooks/[0-9][0-9]_*.ipynb; do
     echo "== $nb ($profile)"
     if ! "$VENV/bin/papermill" "$nb" "$out/$(basename "$nb")" "${params[@]}" -k python3 \

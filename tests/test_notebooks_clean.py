@@ -52,3 +52,21 @@ def test_shown_path_policy(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "elsewhere"))
     assert shown_path(tmp_path / "data" / "baby") == ".../baby"
     assert not ABSOLUTE.search(shown_path(tmp_path / "data" / "baby"))
+
+
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_no_frozen_progress_widgets_in_committed_outputs(path: Path):
+    """A progress bar saved from a batch execution is a widget whose text reads 0% forever;
+    `reproduce.sh` executes with TQDM_DISABLE=1 so none is saved (Jupyter still shows them live)."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    widgets = [index for index, cell in enumerate(nb["cells"]) for output in cell.get("outputs", [])
+               if WIDGET in output.get("data", {})]
+    assert not widgets, f"{path.name}: widget outputs in cells {widgets}; execute with TQDM_DISABLE=1"
+    assert "widgets" not in nb.get("metadata", {}), f"{path.name}: saved widget state in its metadata"
+
+
+def test_reproduce_executes_notebooks_without_progress_bars():
+    assert "export TQDM_DISABLE=1" in (REPO_ROOT / "reproduce.sh").read_text()
