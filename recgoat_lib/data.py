@@ -30,6 +30,7 @@ ITEM_TEXT_FILE = "item_text.tsv"
 DATA_ROOT_ENV = "RECGOAT_DATA_ROOT"
 FEATURE_DIR_ENV = "RECGOAT_FEATURE_DIR"
 REPO_ROOT = Path(__file__).resolve().parent.parent
+_SHOWN_VALUES = 3  # bad values quoted in a DataError; its count says how many there are in all
 
 
 def repo_relative(path: str | os.PathLike) -> Path:
@@ -74,22 +75,52 @@ def read_inter(path: Path) -> pd.DataFrame:
     missing = [c for c in need if c not in raw.columns]
     if missing:
         raise DataError(f"{path}: missing columns {missing}; header is {list(raw.columns)}")
-    out = {}
-    for src, dst in zip(need, ("user", "item", "split")):
-        vals = pd.to_numeric(raw[src], errors="coerce")
-        bad = vals.isna() | (vals != vals.round())
-        if bad.any():
-            r = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(f"{path}: column {src} row {r + 2} is not an integer: {raw[src].iloc[r]!r}")
-        out[dst] = vals.astype(np.int64)
+    out = {dst: _integer_column(path, raw, src) for src, dst in zip(need, ("user", "item", "split"))}
     if "timestamp" in raw.columns:
-        out["timestamp"] = pd.to_numeric(raw["timestamp"], errors="coerce").astype(np.float64)
+        ts = pd.to_numeric(raw["timestamp"], errors="coerce").astype(np.float64)
+        _reject_values(path, raw["timestamp"], ~np.isfinite(ts), "a number (unix time)")
+        out["timestamp"] = ts
     df = pd.DataFrame(out)
     for col in ("user", "item"):
         if (df[col] < 0).any():
             r = int(np.flatnonzero((df[col] < 0).to_numpy())[0])
             raise DataError(f"{path}: negative {col} id at row {r + 2}")
     return df
+
+
+def _reject_values(path: Path, column: pd.Series, bad: pd.Series | np.ndarray, expected: str) -> None:
+    """Raise one `DataError` if any row of `column` (raw strings read from `path`) is `bad`:
+    the file, the column, how many values are bad, the first few with their row (the file's line;
+    the header is row 1) and what was `expected`. The one shape of every bad-value message here."""
+    rows = np.flatnonzero(np.asarray(bad))
+    if len(rows):
+        shown = ", ".join(f"row {r + 2} {column.iloc[r]!r}" for r in rows[:_SHOWN_VALUES])
+        more = ", ..." if len(rows) > _SHOWN_VALUES else ""
+        raise DataError(f"{path}: column {column.name}: {len(rows)} value{'s' if len(rows) > 1 else ''} "
+                        f"not {expected}: {shown}{more}")
+
+
+def _integer_column(path: Path, raw: pd.DataFrame, name: str) -> pd.Series:
+    """Column `name` of `raw` (strings read from `path`) as int64; any value that is not
+    an integer ("abc", "1.5", "", "inf") raises `DataError` rather than being coerced."""
+    vals = pd.to_numeric(raw[name], errors="coerce")
+    _reject_values(path, raw[name], ~np.isfinite(vals) | (vals != vals.round()), "an integer")
+    return vals.astype(np.int64)
+
+
+def _read_item_text(path: Path, n_items: int, inter_name: str) -> pd.DataFrame:
+    """`item_text.tsv` as a frame indexed by item id 0..n_items-1. Items without a row get ""
+    in every field (legitimate: `lm.missing_items` counts them and the LM layer reports its
+    policy for them); a row whose itemID is not an item of `inter_name`, or repeats another row's,
+    raises `DataError`, since aligning to the items would otherwise drop that text without a word."""
+    meta = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    if "itemID" not in meta.columns:
+        raise DataError(f"{path}: needs an itemID column, has {list(meta.columns)}")
+    ids = _integer_column(path, meta, "itemID")
+    _reject_values(path, meta["itemID"], (ids < 0) | (ids >= n_items),
+                   f"an item id of {inter_name} (an integer in [0, {n_items}))")
+    _reject_values(path, meta["itemID"], ids.duplicated(), "unique (an item has one text row; this repeats one)")
+    return meta.assign(itemID=ids).set_index("itemID").reindex(range(n_items), fill_value="")
 
 
 def feature_dir(name: str) -> Path:
@@ -129,11 +160,7 @@ def load_mmrec(name: str, root: str | os.PathLike | None = None,
                        if (where / f).exists()})
     meta = None
     if (folder / ITEM_TEXT_FILE).exists():
-        meta = pd.read_csv(folder / ITEM_TEXT_FILE, sep="\t", dtype=str, keep_default_na=False)
-        if "itemID" not in meta.columns:
-            raise DataError(f"{folder / ITEM_TEXT_FILE}: needs an itemID column, has {list(meta.columns)}")
-        meta["itemID"] = meta["itemID"].astype(np.int64)
-        meta = meta.set_index("itemID").reindex(range(n_items), fill_value="")
+        meta = _read_item_text(folder / ITEM_TEXT_FILE, n_items, inter.name)
     return Dataset(name=name, n_users=n_users, n_items=n_items, interactions=df,
                    item_features=feats, user_features=ufeats, item_meta=meta,
                    item_text=None if meta is None else item_texts(meta), source=str(inter))

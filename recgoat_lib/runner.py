@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .data import REPO_ROOT, DataError, Dataset
+from .determinism import THREADS_ENV, pin_threads
 from .memory import reset_peak_memory
 from .models import build_model, make_config, model_class, model_names
 from .sequential.data import SequenceData
@@ -220,13 +221,20 @@ def spec_lock(results_dir: Path, dataset: str, key: str, wait: float | None = No
 
 @contextlib.contextmanager
 def torch_threads(n: int | None) -> Iterator[None]:
-    """Run with `n` intra-op threads (None: leave the process's setting), restored afterwards."""
-    before = torch.get_num_threads()
+    """Run with `n` intra-op threads (None: leave the process's setting), restored afterwards.
+
+    `n` is pinned through $RECGOAT_THREADS (`determinism.pin_threads`), which the training loop's
+    own pin reads; setting torch's count alone would be undone by it."""
+    before, before_env = torch.get_num_threads(), os.environ.get(THREADS_ENV)
     if n is not None:
-        torch.set_num_threads(n)
+        pin_threads(n)
     try:
         yield
     finally:
+        if before_env is None:
+            os.environ.pop(THREADS_ENV, None)
+        else:
+            os.environ[THREADS_ENV] = before_env
         torch.set_num_threads(before)
 
 

@@ -34,6 +34,7 @@ import pandas as pd
 import torch
 
 from .data import Dataset, load_dataset
+from .determinism import pin_threads
 from .lm import as_encoder, encode_items, with_lm_features
 from .runner import RESULTS_DIR, Lineup, run_lineup
 from .estimators import (canonical_correlations, gaussian_mi, infonce_mi_bound, linear_probe_accuracy,
@@ -506,7 +507,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dataset", default="sports")
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args(argv)
-    torch.set_num_threads(a.threads)
+    pin_threads(a.threads)
     table = real_statistics(a.dataset)
     print(table.to_markdown(index=False))
     print("wrote", save_table(table, f"{a.dataset}_semantic_gap", None))

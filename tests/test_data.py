@@ -44,6 +44,37 @@ def test_bad_inter_files_raise_naming_file_and_problem(tmp_path, text, message):
     assert str(path) in str(err.value)
 
 
+TIMED = GOOD.replace("rating", "timestamp").replace("\t4\n", "\tyesterday\n")  # row 3: an unreadable time
+
+
+@pytest.mark.parametrize("file, text, message", [
+    ("shop.inter", TIMED, r"column timestamp: 1 value not a number \(unix time\): row 3 'yesterday'$"),
+    ("item_text.tsv", "itemID\ttitle\n0\tbike\nx1\ttent\n", r"column itemID: 1 value not an integer: row 3 'x1'$"),
+    ("item_text.tsv", "itemID\ttitle\n0\tbike\n3\ttent\n-1\tlamp\n9\tmug\n10\tcap\n",
+     r"column itemID: 4 values not an item id of shop\.inter \(an integer in \[0, 3\)\): "
+     r"row 3 '3', row 4 '-1', row 5 '9', \.\.\.$"),
+    ("item_text.tsv", "itemID\ttitle\n0\tbike\n1\ttent\n0\tlamp\n",
+     r"column itemID: 1 value not unique \(an item has one text row; this repeats one\): row 4 '0'$"),
+], ids=["unreadable-timestamp", "non-integer-item-id", "unknown-item-ids", "repeated-item-id"])
+def test_bad_values_raise_naming_file_column_and_values(tmp_path, file, text, message):
+    """Nothing is coerced to NaN or dropped: an unreadable timestamp, a non-integer item id in
+    item_text.tsv, a text row for an item not in the interactions and a second text row for an
+    item each raise DataError."""
+    write_inter(tmp_path, "shop", GOOD)
+    path = tmp_path / "shop" / file
+    path.write_text(text)
+    with pytest.raises(DataError, match=message) as err:
+        load_mmrec("shop", tmp_path)
+    assert str(err.value).startswith(f"{path}: ")
+
+
+def test_items_without_text_get_empty_text(tmp_path):
+    """An item with no row in item_text.tsv is legitimate: its text is "" (the LM layer counts those)."""
+    write_inter(tmp_path, "shop", GOOD)
+    (tmp_path / "shop" / "item_text.tsv").write_text("itemID\ttitle\n2\ttent\n0\tbike\n")
+    assert load_mmrec("shop", tmp_path).item_text == ["bike", "", "tent"]
+
+
 def test_missing_file_names_the_path_and_lists_datasets(tmp_path):
     write_inter(tmp_path, "shop", GOOD)
     with pytest.raises(DataError, match=r"nope\.inter: file not found.*\['shop'\]"):

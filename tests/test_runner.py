@@ -227,3 +227,16 @@ def test_on_eval_always_trains_and_rewrites_the_record(toy, tmp_path, one_thread
     assert again["test"] == pytest.approx(first["test"])  # same seed, same numbers
     with pytest.raises(RunnerError, match="serial"):
         run_many([s], toy, results_dir=tmp_path, executor="ray", on_eval=lambda epoch, model: None)
+
+
+def test_a_requested_thread_count_survives_the_training_loops_pin(monkeypatch):
+    """`run(..., threads=n)` trains on n threads: the training loop pins the configured count
+    (`determinism.pin_threads`), so `torch_threads` must configure it, not only set torch's."""
+    from recgoat_lib.determinism import THREADS_ENV, pin_threads
+
+    monkeypatch.setenv(THREADS_ENV, "1")
+    before = torch.get_num_threads()
+    with runner.torch_threads(2):
+        pin_threads()  # what train.fit does first
+        assert torch.get_num_threads() == 2
+    assert torch.get_num_threads() == before and os.environ[THREADS_ENV] == "1"
