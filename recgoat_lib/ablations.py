@@ -119,15 +119,6 @@ def ablation_plan() -> pd.DataFrame:
                          for a in ABLATIONS.values()])
 
 
-def missing_features(ds: Dataset, entry: Entry, modalities: tuple[str, ...]) -> str | None:
-    """Why a variant cannot run on `ds` (absent item or user features), or None when it can."""
-    cfg = make_config(MODEL, **{"modalities": modalities, **entry.fixed})
-    absent = [m for m in cfg.modalities if m not in ds.item_features]
-    if cfg.user_branch and "text" not in ds.user_features:
-        absent.append("user text")
-    return f"needs features: {', '.join(absent)} — absent" if absent else None
-
-
 @dataclass
 class AblationResult:
     """Run records per variant (profile seeds each) and the variants skipped for lack of features."""
@@ -147,7 +138,7 @@ def run_ablations(bench: Benchmark, names: list[str] | tuple[str, ...] = tuple(A
     records, missing = {}, {}
     for name in tqdm(names, desc="ablations"):
         entry = ABLATIONS[name].entry(base)
-        reason = missing_features(bench.ds, entry, bench.modalities)
+        reason = bench.missing_features(entry)
         if reason is not None:
             missing[name] = reason
             continue

@@ -129,17 +129,22 @@ class Benchmark:
         return [recs[i * len(seeds):(i + 1) * len(seeds)] for i in range(len(points))]
 
     def missing_features(self, entry: Entry) -> str | None:
-        """Why an entry cannot run on this dataset, or None when it can."""
+        """Why an entry (a benchmark model or an ablation variant) cannot run on this dataset: the
+        item modalities its config uses and, with RecGOAT's user branch, the user LM features that
+        the dataset lacks; None when it can run."""
         if not entry.uses_features:
             return None
         wanted = self.modalities or FEATURE_MODALITIES
         try:
             self.ds.require_features(wanted, entry.label)
-            make_config(entry.model, **self.overrides(entry, {}))
+            config = make_config(entry.model, **self.overrides(entry, {}))
         except (DataError, ValueError) as exc:
             absent = [m for m in wanted if m not in self.ds.item_features]
             return f"needs features: {', '.join(absent)} — absent" if absent else str(exc)
-        return None
+        absent = [m for m in config.modalities if m not in self.ds.item_features]
+        if getattr(config, "user_branch", False) and "text" not in self.ds.user_features:
+            absent.append("user text")
+        return f"needs features: {', '.join(absent)} — absent" if absent else None
 
     def tune(self, entry: Entry) -> tuple[dict[str, Any], pd.DataFrame]:
         """Try every grid point on `TUNE_SEEDS` seeds; choose the best mean validation Recall@20.

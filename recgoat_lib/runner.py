@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 from . import __version__
 from .data import REPO_ROOT, DataError, Dataset
 from .determinism import THREADS_ENV, pin_threads
+from .files import atomic_write
 from .memory import reset_peak_memory
 from .models import build_model, make_config, model_class, model_names
 from .sequential.data import SequenceData
@@ -179,19 +180,13 @@ def per_user(record: Record, results_dir: Path = RESULTS_DIR) -> dict[str, np.nd
         return dict(z)
 
 
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def save_record(record: Record, per_user_metrics: dict[str, np.ndarray], results_dir: Path) -> Path:
     """Write the arrays, then the JSON (the JSON's presence means the run is complete)."""
     path = record_path(results_dir, record["dataset"], record["key"])
     path.parent.mkdir(parents=True, exist_ok=True)
     npz = path.with_suffix(".npz")
-    _atomic_write(npz, lambda tmp: np.savez_compressed(tmp.open("wb"), **per_user_metrics))
-    _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(record, indent=1, default=float)))
+    atomic_write(npz, lambda tmp: np.savez_compressed(tmp.open("wb"), **per_user_metrics))
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(record, indent=1, default=float)))
     return path
 
 
@@ -263,7 +258,7 @@ def train_spec(s: RunSpec, data: RunData, key: str, results_dir: Path, threads: 
         if keep_state:
             state = record_path(results_dir, s.dataset, key).with_suffix(".pt")
             state.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(state, lambda tmp: torch.save(model.state_dict(), tmp))
+            atomic_write(state, lambda tmp: torch.save(model.state_dict(), tmp))
         commit, dirty = git_state()
         record = {
             "key": key, **s.to_dict(), "dataset_checksum": data.checksum(), "code": code_fingerprint(),

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from .data import Dataset
 from .determinism import pin_threads
+from .files import atomic_write
 from .evaluate import EvalResult, evaluate, evaluate_splits
 from .memory import kept_blocks, peak_memory
 from .models.base import LOGITS_BUFFERS, Recommender
@@ -229,9 +230,9 @@ def fit(model: nn.Module, config: TrainConfig, seed: int, epoch_batches: EpochBa
         state["epoch"] = epoch + 1
         if checkpoint is not None and "eval_s" in row:
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "rng": rng.bit_generator.state,
-                        "torch_rng": torch.get_rng_state(), "state": state}, checkpoint)
+            snapshot = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "state": state}
+            atomic_write(checkpoint, lambda tmp: torch.save(snapshot, tmp))  # a crash mid-write keeps the last one
         if state["bad_evals"] >= config.patience:
             break
 

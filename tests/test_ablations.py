@@ -15,14 +15,13 @@ from recgoat_lib.ablations import (
     REFERENCE,
     AblationResult,
     ablation_table,
-    missing_features,
     plot_sweeps,
     run_ablations,
     run_budget_ablations,
     run_sweeps,
     sweep_choice,
 )
-from recgoat_lib.protocol import Benchmark, run_budget
+from recgoat_lib.protocol import ENTRIES, Benchmark, run_budget
 from recgoat_lib.data import Dataset
 from recgoat_lib.departures import DEPARTURES
 from recgoat_lib.models import build_model, make_config
@@ -98,10 +97,11 @@ def test_variants_that_need_absent_features_are_reported(tmp_path):
     ds = small_dataset()
     text_only = Dataset(name="textonly", n_users=ds.n_users, n_items=ds.n_items, interactions=ds.interactions,
                         item_features={"text": ds.item_features["text"]})
-    mods = ("text",)
-    assert missing_features(text_only, ABLATIONS["image only"].entry(), mods) == "needs features: image — absent"
-    assert missing_features(text_only, ABLATIONS["w/o user LM branch"].entry(), mods) is None
-    assert "user text" in missing_features(text_only, ABLATIONS[REFERENCE].entry(), mods)
+    text_bench = bench_for(text_only, tmp_path)  # the benchmark's check serves its models and the variants
+    assert text_bench.missing_features(ABLATIONS["image only"].entry()) == "needs features: image — absent"
+    assert text_bench.missing_features(ABLATIONS["w/o user LM branch"].entry()) is None
+    assert text_bench.missing_features(ABLATIONS[REFERENCE].entry()) == "needs features: user text — absent"
+    assert text_bench.missing_features(ENTRIES["recgoat"]) == "needs features: user text — absent"
     bench = bench_for(ds, tmp_path)  # a variant's own modalities win over the dataset's
     assert bench.overrides(ABLATIONS["image only"].entry(), {})["modalities"] == ("image",)
     assert bench.overrides(ABLATIONS["ID only"].entry(), {})["modalities"] == ()
@@ -184,10 +184,10 @@ def test_runs_share_the_full_models_runs_and_plot(tmp_path):
         run_sweeps(bench, {"knn_k": (4,)}, n_seeds=3)
 
 
-def test_real_text_variants_all_run_on_a_text_only_dataset():
+def test_real_text_variants_all_run_on_a_text_only_dataset(tmp_path):
     ds = small_dataset()
-    text_only = replace(ds, item_features={"text": ds.item_features["text"]})
-    assert {n for n in ABLATIONS if missing_features(text_only, ABLATIONS[n].entry(), ("text",))} == {"image only"}
+    bench = bench_for(replace(ds, item_features={"text": ds.item_features["text"]}), tmp_path)
+    assert {n for n in ABLATIONS if bench.missing_features(ABLATIONS[n].entry())} == {"image only"}
     assert "image only" not in REAL_TEXT_VARIANTS and "text only" not in REAL_TEXT_VARIANTS
     assert REFERENCE in REAL_TEXT_VARIANTS
 
