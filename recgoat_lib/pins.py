@@ -79,11 +79,3 @@ def seed_means(frame: pd.DataFrame, by: str,
     return {f"{group} {m}": (float(g[m].mean()), seed_tolerance(g[m].to_numpy()))
             for group, g in frame.groupby(by, sort=False) for m in metrics}
 
-
-def pinned_tolerance(name: str, pin: str, pins_dir: Path = PINS_DIR) -> float:
-    """The committed tolerance of another notebook's pin (for a one-seed notebook that checks the
-    same quantity as a multi-seed one)."""
-    path = Path(pins_dir) / f"{name}.json"
-    if not path.exists():
-        raise PinError(f"no pins recorded for {name}: execute that notebook first")
-    return float(json.loads(path.read_text())[pin]["tolerance"])

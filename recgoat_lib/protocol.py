@@ -14,7 +14,7 @@ import itertools
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -75,10 +75,14 @@ ENTRIES = {e.label: e for e in (
 )}
 TARGET = "recgoat"
 
+def grid_combinations(grid: Mapping[str, tuple]) -> list[dict[str, Any]]:
+    """Every combination of a grid's values, as config overrides ([{}], one empty point, for no grid)."""
+    return [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+
+
 def grid_points(profile: str, label: str) -> list[dict[str, Any]]:
     """Every combination of the entry's grid under `profile` (one empty point when it has none)."""
-    grid = GRIDS[profile].get(label, {})
-    return [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+    return grid_combinations(GRIDS[profile].get(label, {}))
 
 
 def feature_modalities(ds: Dataset, wanted: tuple[str, ...] = FEATURE_MODALITIES) -> tuple[str, ...]:
@@ -261,7 +265,8 @@ def summary(result: BenchmarkResult, metrics: tuple[str, ...] = TABLE_METRICS) -
     for label, recs in result.records.items():
         for m in metrics:
             v = np.array([r["test"][m] for r in recs])
-            rows.append({"model": label, "metric": m, "mean": v.mean(), "std": v.std(ddof=1) if len(v) > 1 else 0.0,
+            rows.append({"model": label, "metric": m, "mean": v.mean(),
+                         "std": v.std(ddof=1) if len(v) > 1 else np.nan,  # undefined for one seed, not 0
                          "seeds": len(v)})
     return pd.DataFrame(rows)
 
@@ -280,7 +285,8 @@ def results_table(result: BenchmarkResult, metrics: tuple[str, ...] = TABLE_METR
                    "seeds": len(result.records[label])}
             for m in metrics:
                 r = s[(s["model"] == label) & (s["metric"] == m)].iloc[0]
-                row[m] = f"{r['mean']:.{digits}f} ± {r['std']:.{digits}f}"
+                row[m] = (f"{r['mean']:.{digits}f} ± {r['std']:.{digits}f}" if r["seeds"] > 1
+                          else f"{r['mean']:.{digits}f} (one seed)")
             hit = sig[sig["model"] == label] if len(sig) else sig
             row[f"p vs best baseline ({TUNE_METRIC}, t / Wilcoxon)"] = (
                 f"{hit['p (t-test)'].iloc[0]:.2g} / {hit['p (Wilcoxon)'].iloc[0]:.2g} ({hit['vs'].iloc[0]})"

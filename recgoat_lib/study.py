@@ -28,7 +28,7 @@ import pandas as pd
 from .ablations import released_model
 from .presets import STUDY_GRIDS
 from .references import published
-from .protocol import format_point
+from .protocol import format_point, grid_combinations
 from .runner import RESULTS_DIR, Record, RunSpec, commit_label, load_records, spec, valid_curve
 from .stats import FAILS, HOLDS, compare_runs, p_text, seed_verdict
 from .train import TrainConfig
@@ -53,8 +53,7 @@ class Study:
 
     def points(self, label: str) -> list[dict[str, Any]]:
         """The label's grid points (config overrides on top of its own); [{}] when it has no grid."""
-        grid = self.grids.get(label, {})
-        return [dict(zip(grid, values)) for values in itertools.product(*grid.values())] or [{}]
+        return grid_combinations(self.grids.get(label, {}))
 
     def spec(self, label: str, seed: int, point: Mapping[str, Any] | None = None) -> RunSpec:
         model, overrides = self.models[label]

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from recgoat_lib.departures import DEPARTURES
-from recgoat_lib.report import (README, TABLE_BLOCK, departure_table, notebook_durations, render_readme, save_table,
-                                update_readme)
+from recgoat_lib.report import (README, TABLE_BLOCK, departure_table, notebook_durations, recgoat_settings_table,
+                                render_readme, save_table, update_readme)
 
 
 def test_update_readme_copies_generated_tables(tmp_path, monkeypatch):
@@ -69,3 +69,20 @@ def test_a_hand_edited_readme_number_is_caught():
     digit = re.compile(r"\d").search(text, first.end(1))
     edited = text[:digit.start()] + str((int(digit.group()) + 1) % 10) + text[digit.end():]
     assert drifted_tables(edited) == [first.group(2)]
+
+
+def test_the_paper_settings_table_is_the_presets():
+    """The README's 'whose settings' table is generated from presets, and the committed one is current."""
+    from recgoat_lib.presets import PAPER_RECGOAT
+    from recgoat_lib.tables import TABLES_DIR
+
+    table = recgoat_settings_table().set_index("dataset")
+    for dataset, settings in PAPER_RECGOAT.items():
+        row = table.loc[dataset.title()]
+        assert (row["d"], row["kNN k"], row["lambda_cl"]) == (settings.model["dim"], settings.model["knn_k"],
+                                                              settings.model["cl_weight"])
+        assert (row["lr"], row["batch"], row["epochs"]) == tuple(settings.train[k] for k in ("lr", "batch_size",
+                                                                                             "epochs"))
+        assert row["whose"].startswith(settings.source)
+    committed = pd.read_csv(TABLES_DIR / "paper_recgoat_settings.csv").set_index("dataset")
+    pd.testing.assert_frame_equal(committed, table, check_dtype=False)

@@ -130,6 +130,8 @@ def test_budget_extra_overrides_reach_the_model_and_the_table(toy, tmp_path):
     res = bm.run_budget(budget, toy, base, results_dir=tmp_path, extra={"lightgcn": {"reg": 0.5}})
     assert res.records["lightgcn"][0]["model_config"]["reg"] == 0.5
     assert bm.results_table(res).loc[0, "config"] == "reg=0.5"
+    assert np.isnan(bm.summary(res)["std"]).all()  # one seed: no spread, rather than a spread of 0
+    assert bm.results_table(res).loc[0, "recall@20"].endswith(" (one seed)")
     plain = bm.run_budget(budget, toy, base, results_dir=tmp_path)
     assert bm.results_table(plain).loc[0, "config"] == "defaults"
 
