@@ -38,8 +38,9 @@ run_notebooks() {
   # The quick run records each notebook's headline numbers in results/pins/ (review their diff and
   # commit them); every other execution, CI's nbval included, checks against them.
   export RECGOAT_RECORD_PINS=1
-  # No progress bars in executed copies: a batch run's bar is saved as a widget whose text shows 0%.
-  # (Run a notebook in Jupyter to see them live.)
+  # No progress bars in executed copies: a batch run's bar is saved as a widget whose text shows 0%
+  # (TQDM_DISABLE=1 turns off the bars that do not ask for themselves; recgoat_lib.notebook_outputs
+  # strips the rest). Run a notebook in Jupyter to see them live.
   export TQDM_DISABLE=1
   for nb in notebooks/[0-9][0-9]_*.ipynb; do
     echo "== $nb ($profile)"
@@ -48,6 +49,7 @@ run_notebooks() {
       echo "FAILED: $nb (profile $profile); the failing cell is marked in $out/$(basename "$nb")" >&2
       exit 1
     fi
+    "$PY" -m recgoat_lib.notebook_outputs "$out/$(basename "$nb")"
   done
   # Real-data tables and figures from the committed run records, then the README's generated parts.
   "$PY" -m recgoat_lib.study --table-only

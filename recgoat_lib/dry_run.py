@@ -31,7 +31,7 @@ import pandas as pd
 from .data import FEATURE_FILES, REPO_ROOT, USER_FEATURE_FILES, check_mmrec_features, load_dataset
 from .determinism import pin_threads
 from .presets import get_profile, recgoat_settings
-from .report import save_table
+from .tables import save_table
 from .runner import RESULTS_DIR, load_records, run, spec
 from .study import STUDIES, Study, epoch_seconds, label_records, remaining_runs, run_device, study_records
 

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .models.base import evaluating
 from .protocol import format_point
 from .runner import (RESULTS_DIR, Record, RunSpec, commit_label, load_records, per_user, record_path, spec,
                      valid_curve)
@@ -401,17 +402,14 @@ class PlanLogger:
     def __call__(self, epoch: int, model: Any) -> None:
         import torch
 
-        was = model.training
-        model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), evaluating(model):
             ex = model(user_lm=False).extras
-        model.train(was)
         eps = model.config.ot_eps
         for m in model.config.modalities:
             plan, cost = ex[f"plan_{m}"], ex[f"cost_{m}"]
             rows = plan.sum(-1)
-            self.rows.append({"epoch": epoch, "modality": m, "mass": float(plan.sum()),
-                              "row_error": float((rows - 1.0 / plan.shape[0]).abs().max()),
+            self.rows.append({"epoch": epoch, "modality": m, "mass": float(ex[f"plan_mass_{m}"]),
+                              "row_error": float(ex[f"plan_row_error_{m}"]),
                               "row_mass_target": 1.0 / plan.shape[0], "zero_rows": int((rows == 0).sum()),
                               "kernel_zero_share": float((torch.exp(-cost / eps) == 0).float().mean()),
                               "cost_over_eps_min": float(cost.min() / eps),

@@ -85,12 +85,20 @@ class TextEncoder:
         if self._model is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            shown = hf_logging.is_progress_bar_enabled()
+            if not self.progress:  # transformers' own "Loading weights" bar too
+                hf_logging.disable_progress_bar()
             try:
                 self._model = SentenceTransformer(self.model_ref, device=self.device)
             except OSError as exc:
                 raise FileNotFoundError(
                     f"cannot load sentence-transformers model {self.model_ref!r} offline ({exc}); "
                     "pass a local model folder or a model already in the Hugging Face cache") from exc
+            finally:
+                if shown and not self.progress:
+                    hf_logging.enable_progress_bar()
             self._model.eval()
         return self._model
 

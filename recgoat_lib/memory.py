@@ -117,21 +117,23 @@ def _libc() -> ctypes.CDLL | None:
 def kept_blocks() -> Iterator[bool]:
     """While training steps run, have glibc's malloc reuse freed memory instead of handing it back.
 
-    A training step allocates and frees the same blocks every batch ([n_users + n_items, d]
-    propagated embeddings and their gradients, [items, d] views, the zero-filled targets of
-    gradient scatters). Under glibc's defaults every block above its mmap threshold (128 kB, moving
-    up to 32 MB at most) is mapped fresh and unmapped when freed, and the heap's top is trimmed back
-    to the kernel, so each batch page-faults on every 4 kB page it writes first: thousands of minor
-    faults per LightGCN batch at Baby's size and 1.2 million per RecGOAT step at Sports' d = 600.
-    Inside this context no block is mapped on its own (M_MMAP_MAX = 0: all come from the heap; glibc
-    still maps memory itself if the heap cannot grow) and the heap keeps up to 64 MB of freed memory at
-    its top (M_TRIM_THRESHOLD), so the step's blocks are reused from batch to batch. On leaving, glibc's
-    default mapping and trimming come back and the freed heap pages are returned (`malloc_trim`), so
-    that model building and evaluation, whose large one-off blocks would otherwise fragment a heap that
-    never shrinks, run as before. Computed values are unchanged (`tests/test_memory.py` counts the faults
-    and compares the loss); `python -m benchmarks.allocator` measures speed and peak RSS with and
-    without. Yields whether the setting is in force: not where $RECGOAT_MALLOC is "default" or the user
-    has set glibc's malloc parameters, nor where the C library is not glibc.
+    A training step allocates and frees the same blocks every batch ([n_users + n_items, d] propagated
+    embeddings and their gradients, [items, d] views, the zero-filled targets of gradient scatters). Under
+    glibc's defaults every block above its mmap threshold (128 kB, moving up to 32 MB at most) is mapped fresh
+    and unmapped when freed, and the heap's top is trimmed back to the kernel, so each batch page-faults on
+    every 4 kB page it writes first: thousands of minor faults per LightGCN batch at Baby's size and 1.2 million
+    per RecGOAT step at Sports' d = 600. Inside this context no block is mapped on its own (M_MMAP_MAX = 0: all
+    come from the heap; glibc still maps memory itself if the heap cannot grow) and the heap keeps up to 64 MB
+    of freed memory at its top (M_TRIM_THRESHOLD), so the step's blocks are reused from batch to batch. On
+    leaving, both parameters return to glibc's default values and the freed heap pages are returned
+    (`malloc_trim`), so that model building and evaluation, whose large one-off blocks would otherwise fragment
+    a heap that never shrinks, map their large blocks on their own again. One thing does not come back: glibc
+    stops moving its mmap threshold once a program sets either parameter, so the threshold stays where it was
+    when the context was first entered (128 kB unless earlier frees had raised it). Computed values are
+    unchanged (`tests/test_memory.py` counts the faults and compares the loss); `python -m benchmarks.allocator`
+    measures speed and peak RSS with and without. Yields whether the setting is in force: not where
+    $RECGOAT_MALLOC is "default" or the user has set glibc's malloc parameters, nor where the C library is not
+    glibc.
     """
     libc = _glibc()
     if libc is None:

@@ -163,15 +163,16 @@ def record_path(results_dir: Path, dataset: str, key: str) -> Path:
 
 
 def read_record(path: Path) -> Record:
-    """A record file, or a `RunnerError` naming it when it cannot be parsed (it is never overwritten)."""
+    """A record file, or a `RunnerError` naming it when it cannot be parsed (a cached run never
+    overwrites it; a run with `cache=False` writes its own record over the spec's file)."""
     try:
         rec = json.loads(path.read_text())
         if not isinstance(rec, dict) or "key" not in rec or "test" not in rec:
             raise ValueError("not a run record (no 'key' or 'test')")
         return rec
     except (ValueError, UnicodeDecodeError) as exc:
-        raise RunnerError(f"corrupt run record {path}: {exc}. Move or delete it to rerun that spec; "
-                          f"the runner never overwrites it.") from exc
+        raise RunnerError(f"corrupt run record {path}: {exc}. Move or delete it to rerun that spec "
+                          f"(a cached run never overwrites it).") from exc
 
 
 def per_user(record: Record, results_dir: Path = RESULTS_DIR) -> dict[str, np.ndarray]:
@@ -359,12 +360,21 @@ def _run_processes(todo: dict[str, RunSpec], data: RunData, results_dir: Path, p
                 failed.append(f"{futures[f]}: {f.exception()!r}")
                 continue
             yield futures[f], f.result()
+    _report_failures(failed, len(todo))
+
+
+def _report_failures(failed: list[str], total: int) -> None:
+    """After a parallel executor has yielded (and so saved) every run that finished: one error
+    naming the runs that failed, if any."""
     if failed:
-        raise RunnerError(f"{len(failed)} of {len(todo)} runs failed: " + "; ".join(failed))
+        raise RunnerError(f"{len(failed)} of {total} runs failed: " + "; ".join(failed))
 
 
 def _run_ray(todo: dict[str, RunSpec], data: RunData, results_dir: Path, progress: bool, address: str | None,
              threads: int | None, resume: bool, keep_state: bool):
+    """Train each spec as a Ray task (`threads` CPUs, and a GPU each where there is one). As with
+    local processes, a run that fails does not stop the others: every finished run is yielded (and
+    so saved), then one RunnerError names the failures."""
     try:
         import ray
     except ImportError as exc:
@@ -375,12 +385,19 @@ def _run_ray(todo: dict[str, RunSpec], data: RunData, results_dir: Path, progres
     task = ray.remote(num_cpus=per_task, num_gpus=1 if torch.cuda.is_available() else 0)(train_spec)
     data_ref = ray.put(data)
     pending = {task.remote(s, data_ref, k, str(results_dir), per_task, resume, keep_state): k for k, s in todo.items()}
+    failed = []
     with tqdm(total=len(pending), desc=f"ray runs on {data.name}", disable=not progress) as bar:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             k = pending.pop(ready[0])
             bar.update()
-            yield k, ray.get(ready[0])
+            try:
+                result = ray.get(ready[0])
+            except Exception as exc:  # the task's own error (RayTaskError) or a lost worker
+                failed.append(f"{k}: {exc!r}")
+                continue
+            yield k, result
+    _report_failures(failed, len(todo))
 
 
 @dataclass

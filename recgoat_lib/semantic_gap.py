@@ -502,7 +502,7 @@ def real_statistics(name: str = "sports", train: TrainConfig = SPORTS_TRAIN, see
 def main(argv: list[str] | None = None) -> None:
     """`python -m recgoat_lib.semantic_gap`: measure a real dataset's text view (default Sports) and
     write results/tables/<dataset>_semantic_gap.{csv,md,tex} for notebook 12."""
-    from .report import save_table
+    from .tables import save_table
     p = argparse.ArgumentParser(prog="python -m recgoat_lib.semantic_gap", description=main.__doc__)
     p.add_argument("--dataset", default="sports")
     p.add_argument("--threads", type=int, default=1)

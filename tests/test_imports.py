@@ -19,7 +19,8 @@ ROOT = LIB.name
 #: the library's layers, bottom first (module names relative to the root; "pkg.*" is every module of
 #: the package pkg, the package itself included)
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("foundations", ("", "dataset", "determinism", "memory", "references", "departures", "download")),
+    ("foundations", ("", "dataset", "determinism", "memory", "references", "departures", "download", "files",
+                     "notebook_outputs")),
     ("data and features", ("data", "toy", "graphs", "tables", "feature_cache", "lm", "images",
                            "sequential", "sequential.data")),
     ("models", ("models.*", "ot", "sequential.models")),

@@ -151,10 +151,11 @@ def test_written_features_load_back(tmp_path, monkeypatch):
     np.testing.assert_array_equal(back.user_features["text"], f.user)
 
 
-def test_real_minilm_encode_offline(tmp_path):
+def test_real_minilm_encode_offline(tmp_path, capfd):
     enc = lm.TextEncoder(progress=False)
     texts = ["red mountain bike", "blue road bicycle", "organic green tea"]
     x, hit = feature_cache.encode_cached(enc, texts, tmp_path)
+    assert "%|" not in capfd.readouterr().err  # progress=False: no bar, transformers' weight loading included
     assert not hit and x.shape == (3, 384) and x.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
     assert x[0] @ x[1] > x[0] @ x[2] + 0.2

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from recgoat_lib.data import REPO_ROOT, repo_relative, shown_path
+from recgoat_lib.notebook_outputs import WIDGET, strip_widgets
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # Typical roots of absolute paths on Linux, macOS and Windows, plus this checkout's own location.
@@ -54,19 +55,29 @@ def test_shown_path_policy(tmp_path, monkeypatch):
     assert not ABSOLUTE.search(shown_path(tmp_path / "data" / "baby"))
 
 
-WIDGET = "application/vnd.jupyter.widget-view+json"
-
-
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_no_frozen_progress_widgets_in_committed_outputs(path: Path):
     """A progress bar saved from a batch execution is a widget whose text reads 0% forever;
-    `reproduce.sh` executes with TQDM_DISABLE=1 so none is saved (Jupyter still shows them live)."""
+    `reproduce.sh` strips them after executing (`notebook_outputs`; Jupyter still shows them live)."""
     nb = json.loads(path.read_text(encoding="utf-8"))
     widgets = [index for index, cell in enumerate(nb["cells"]) for output in cell.get("outputs", [])
                if WIDGET in output.get("data", {})]
-    assert not widgets, f"{path.name}: widget outputs in cells {widgets}; execute with TQDM_DISABLE=1"
+    assert not widgets, f"{path.name}: widget outputs in cells {widgets} (python -m recgoat_lib.notebook_outputs)"
     assert "widgets" not in nb.get("metadata", {}), f"{path.name}: saved widget state in its metadata"
 
 
-def test_reproduce_executes_notebooks_without_progress_bars():
-    assert "export TQDM_DISABLE=1" in (REPO_ROOT / "reproduce.sh").read_text()
+def test_reproduce_strips_progress_widgets_after_executing():
+    assert "-m recgoat_lib.notebook_outputs" in (REPO_ROOT / "reproduce.sh").read_text()
+
+
+def test_strip_widgets_removes_outputs_and_state_and_keeps_the_rest(tmp_path):
+    bar = {"output_type": "display_data", "metadata": {},
+           "data": {WIDGET: {"model_id": "x"}, "text/plain": ["runs:   0%|          | 0/9"]}}
+    text = {"output_type": "stream", "name": "stdout", "text": ["kept\n"]}
+    nb = {"cells": [{"cell_type": "code", "outputs": [bar, text], "source": [], "metadata": {}}],
+          "metadata": {"widgets": {"state": {}}, "kernelspec": {"name": "python3"}}, "nbformat": 4}
+    path = tmp_path / "n.ipynb"
+    path.write_text(json.dumps(nb))
+    assert strip_widgets(path) == 1
+    got = json.loads(path.read_text())
+    assert got["cells"][0]["outputs"] == [text] and got["metadata"] == {"kernelspec": {"name": "python3"}}

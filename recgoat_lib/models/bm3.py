@@ -20,7 +20,7 @@ reg_weight 0.1 (grid {0.1, 0.01}), cl_weight 2.0 (fixed), embedding and feature 
 
 Departures from MMRec's code: the raw item features stay frozen here (MMRec fine-tunes them as
 an `nn.Embedding(freeze=False)`), as in every other model of this library; the regulariser is
-MMRec's as written (`norm_reg`: unsquared norms of all online user and item rows, over n_items).
+MMRec's as written (`norm_reg`: unsquared norms of the encoder's user and item outputs, over n_items).
 """
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ class NaiveLMInjection(Recommender):
         super().__init__()
         self.config = config
         self.n_users = ds.n_users
-        self.register_buffer("features", concat_features(ds, config.modalities))
+        self.register_buffer("features", concat_features(ds, config.modalities, "NaiveLMInjection"))
         id_dim = config.dim // 2 if config.mode == "concat" else 0
         self.user_emb = nn.Embedding(ds.n_users, config.dim)
         self.item_emb = nn.Embedding(ds.n_items, id_dim) if id_dim else None

@@ -24,11 +24,12 @@ class VBPRConfig:
     modalities: tuple[str, ...] = ("image", "text")
 
 
-def concat_features(ds: Dataset, modalities: tuple[str, ...]) -> Tensor:
-    """The item features of `modalities` side by side, [n_items, sum of dims] float32."""
+def concat_features(ds: Dataset, modalities: tuple[str, ...], model: str) -> Tensor:
+    """The item features of `modalities` side by side, [n_items, sum of dims] float32; an absent
+    one raises a `DataError` naming `model`."""
     if not modalities:
-        raise ValueError("modalities is empty: a content-based model needs at least one")
-    ds.require_features(modalities, "concat_features")
+        raise ValueError(f"{model}: modalities is empty: a content-based model needs at least one")
+    ds.require_features(modalities, model)
     return torch.from_numpy(np.concatenate([ds.item_features[m] for m in modalities], axis=1))
 
 
@@ -40,7 +41,7 @@ class VBPR(Recommender):
     def __init__(self, ds: Dataset, config: VBPRConfig = VBPRConfig()):
         super().__init__()
         self.config = config
-        self.register_buffer("features", concat_features(ds, config.modalities))
+        self.register_buffer("features", concat_features(ds, config.modalities, "VBPR"))
         self.user_emb = nn.Embedding(ds.n_users, 2 * config.dim)
         self.item_emb = nn.Embedding(ds.n_items, config.dim)
         self.project = nn.Linear(self.features.shape[1], config.dim, bias=False)  # a bias cancels in BPR
