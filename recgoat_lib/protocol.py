@@ -142,12 +142,13 @@ class Benchmark:
         try:
             self.ds.require_features(wanted, entry.label)
             config = make_config(entry.model, **self.overrides(entry, {}))
+            absent = [m for m in config.modalities if m not in self.ds.item_features]
+            if getattr(config, "user_branch", False) and "text" not in self.ds.user_features:
+                absent.append("user text")
         except (DataError, ValueError) as exc:
             absent = [m for m in wanted if m not in self.ds.item_features]
-            return f"needs features: {', '.join(absent)} — absent" if absent else str(exc)
-        absent = [m for m in config.modalities if m not in self.ds.item_features]
-        if getattr(config, "user_branch", False) and "text" not in self.ds.user_features:
-            absent.append("user text")
+            if not absent:
+                return str(exc)
         return f"needs features: {', '.join(absent)} — absent" if absent else None
 
     def tune(self, entry: Entry) -> tuple[dict[str, Any], pd.DataFrame]:

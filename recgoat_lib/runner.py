@@ -181,12 +181,19 @@ def per_user(record: Record, results_dir: Path = RESULTS_DIR) -> dict[str, np.nd
         return dict(z)
 
 
+def _savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """np.savez_compressed to exactly `path` (given a name, numpy would append ".npz"), closed before
+    the atomic rename."""
+    with path.open("wb") as fh:
+        np.savez_compressed(fh, **arrays)
+
+
 def save_record(record: Record, per_user_metrics: dict[str, np.ndarray], results_dir: Path) -> Path:
     """Write the arrays, then the JSON (the JSON's presence means the run is complete)."""
     path = record_path(results_dir, record["dataset"], record["key"])
     path.parent.mkdir(parents=True, exist_ok=True)
     npz = path.with_suffix(".npz")
-    atomic_write(npz, lambda tmp: np.savez_compressed(tmp.open("wb"), **per_user_metrics))
+    atomic_write(npz, lambda tmp: _savez(tmp, per_user_metrics))
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(record, indent=1, default=float)))
     return path
 
