@@ -142,9 +142,10 @@ def _expected(modality: str, n_items: int) -> str:
     return f"{FEATURE_FILES.get(modality, modality)} [{n_items}, {dim}]"
 
 
-def validate(ds: Dataset, where: str | None = None) -> None:
-    """Check ids, split labels, duplicates, empty splits and feature shapes; raise DataError."""
-    where = where or ds.source or ds.name
+def validate(ds: Dataset) -> None:
+    """Check ids, split labels, duplicates, empty splits and feature shapes; raise DataError naming
+    the dataset's source (or name)."""
+    where = ds.source or ds.name
     df = ds.interactions
     for col in ("user", "item", "split"):
         if col not in df.columns:
@@ -212,7 +213,10 @@ def kcore(users: np.ndarray, items: np.ndarray, k: int) -> np.ndarray:
         keep = new
 
 
-def mmrec_split(users: np.ndarray, seed: int, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> np.ndarray:
+SPLIT_RATIOS = (0.8, 0.1, 0.1)  # MMRec's train / valid / test shares per user
+
+
+def mmrec_split(users: np.ndarray, seed: int) -> np.ndarray:
     """Per-user random 8:1:1 split labels (0/1/2). Users with fewer than 10 interactions
     get exactly one valid and one test item (when they have at least 3)."""
     rng = np.random.default_rng(seed)
@@ -227,8 +231,8 @@ def mmrec_split(users: np.ndarray, seed: int, ratios: tuple[float, float, float]
         if n < 10:
             n_valid = n_test = 1
         else:
-            n_valid = int(round(n * ratios[1]))
-            n_test = int(round(n * ratios[2]))
+            n_valid = int(round(n * SPLIT_RATIOS[1]))
+            n_test = int(round(n * SPLIT_RATIOS[2]))
         labels[rows[n - n_valid - n_test:n - n_test]] = 1
         labels[rows[n - n_test:]] = 2
     return labels

@@ -79,3 +79,12 @@ def seed_means(frame: pd.DataFrame, by: str,
     return {f"{group} {m}": (float(g[m].mean()), seed_tolerance(g[m].to_numpy()))
             for group, g in frame.groupby(by, sort=False) for m in metrics}
 
+
+def record_means(records: dict[str, list[dict]], metrics: tuple[str, ...] = ("recall@20",),
+                 prefix: str = "") -> dict[str, tuple[float, float]]:
+    """`seed_means` of run records (label -> one record per seed, e.g. a benchmark's or an ablation
+    study's `records`) on their test metrics, each pin named "<prefix><label> <metric>"."""
+    frame = pd.DataFrame([{"label": f"{prefix}{label}", **{m: r["test"][m] for m in metrics}}
+                          for label, recs in records.items() for r in recs])
+    return seed_means(frame, "label", metrics)
+

@@ -107,15 +107,13 @@ class BenchmarkResult:
 class Benchmark:
     """Runs entries on one dataset under one profile, never running the same spec twice."""
 
-    def __init__(self, ds: Dataset, profile: Profile, results_dir: Path = RESULTS_DIR,
-                 modalities: tuple[str, ...] | None = None, tune: bool = True,
-                 extra: dict[str, dict[str, Any]] | None = None, **run_options: Any):
-        """`tune=False` runs each entry's defaults; `extra[label]` adds fixed overrides to an entry;
-        `run_options` go to `runner.run_many` (executor, address, threads)."""
+    def __init__(self, ds: Dataset, profile: Profile, results_dir: Path = RESULTS_DIR, tune: bool = True,
+                 extra: dict[str, dict[str, Any]] | None = None):
+        """`tune=False` runs each entry's defaults; `extra[label]` adds fixed overrides to an entry.
+        Models that use features get every item modality the dataset has."""
         self.ds, self.profile, self.results_dir, self.tune_grid = ds, profile, results_dir, tune
         self.extra = extra or {}
-        self.run_options = run_options
-        self.modalities = feature_modalities(ds) if modalities is None else modalities
+        self.modalities = feature_modalities(ds)
 
     def overrides(self, entry: Entry, point: dict[str, Any]) -> dict[str, Any]:
         """The model config overrides of one run: the dataset's modalities unless the entry fixes its own."""
@@ -129,7 +127,7 @@ class Benchmark:
         specs = [spec(self.ds.name, entry.model, train, seed,
                       **self.overrides(entry, point)) for point in points for seed in seeds]
         recs = run_many(specs, self.ds, cache=self.profile.use_cache, results_dir=self.results_dir,
-                        progress=False, **self.run_options)
+                        progress=False)
         return [recs[i * len(seeds):(i + 1) * len(seeds)] for i in range(len(points))]
 
     def missing_features(self, entry: Entry) -> str | None:

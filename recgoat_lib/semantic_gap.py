@@ -433,14 +433,15 @@ def plot_alignment(stats: pd.DataFrame, distortion: str = "warp") -> plt.Figure:
     """Sliced W1 (ID view vs text view before / after OAT) and the InfoNCE bound of each RecGOAT
     variant (first seed) against the gap, one line style per dilution."""
     s = stats[stats["distortion"].isin(["none", distortion])].sort_values("gap")
-    panels = ("W1 before OAT", "W1 after OAT", "InfoNCE bound")
+    panels = {"W1 before OAT": "sliced W1 (ID, text)", "W1 after OAT": "sliced W1 (ID, aligned text)",
+              "InfoNCE bound": "I(ID; text) bound (nats)"}
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
-    for ax, what in zip(axes, panels):
+    for ax, (what, ylabel) in zip(axes, panels.items()):
         for (d, g), ls in zip(s.groupby("dilution"), ("-", "--", ":", "-.")):
             for i, name in enumerate(ALIGNED_VARIANTS):
                 ax.plot(g["gap"], g[f"{name}: {what}"], ls=ls, marker="o", color=f"C{i}",
                         label=f"{name}, dilution {d:g}")
-        ax.set(title=f"ID vs text view: {what}", xlabel=f"gap ({distortion} strength)")
+        ax.set(title=f"ID vs text view: {what}", xlabel=f"gap ({distortion} strength)", ylabel=ylabel)
     axes[0].legend(fontsize=6)
     fig.tight_layout()
     return fig

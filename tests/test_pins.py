@@ -58,3 +58,14 @@ def test_seed_means():
     got = pins.seed_means(frame, "variant")
     assert got["a recall@20"][0] == pytest.approx(0.15) and got["a recall@20"][1] == pytest.approx(2 * 0.0707107)
     assert got["b recall@20"] == (pytest.approx(0.3), 1e-4)
+
+
+def test_record_means_names_pins_by_label_and_metric():
+    records = {"lightgcn": [{"test": {"recall@20": 0.1, "ndcg@20": 0.05}},
+                            {"test": {"recall@20": 0.2, "ndcg@20": 0.07}}],
+               "bpr": [{"test": {"recall@20": 0.3, "ndcg@20": 0.1}}]}
+    got = pins.record_means(records, ("recall@20", "ndcg@20"), prefix="toy ")
+    assert list(got) == ["toy lightgcn recall@20", "toy lightgcn ndcg@20", "toy bpr recall@20", "toy bpr ndcg@20"]
+    assert got["toy lightgcn recall@20"] == (pytest.approx(0.15), pytest.approx(2 * 0.0707107, rel=1e-5))
+    assert got["toy lightgcn ndcg@20"] == (pytest.approx(0.06), pytest.approx(2 * 0.0141421, rel=1e-5))
+    assert got["toy bpr recall@20"] == (pytest.approx(0.3), 1e-4)  # one seed: the floor
