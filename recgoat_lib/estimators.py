@@ -26,6 +26,7 @@ from torch.nn import functional as F
 from .data import Dataset
 from .evaluate import evaluate
 from .models.base import Embeddings, Recommender, bpr_loss, info_nce
+from .models.recgoat import item_views
 
 Array = np.ndarray | Tensor
 
@@ -268,25 +269,15 @@ def linear_probe_accuracy(x: Array, labels: Array, test_frac: float = 0.3, weigh
 
 @torch.no_grad()
 def recgoat_views(model: Recommender) -> tuple[Tensor, dict[str, Tensor], dict[str, float]]:
-    """Users, item views and fusion weights of one eval-mode forward pass of a RecGOAT model.
-
-    Views: "id" (LightGCN item vectors), "<m>" (a modality after its GAT branch, before
-    fusion), "<m>_aligned" (after OAT; the unaligned view when the model fuses without OAT)
-    and "fused" (the final item vectors). Weights: the fusion's coefficients of "id" and
-    each "<m>_aligned" (1 - sum a_m and a_m).
-    """
+    """Users, item views (`models.recgoat.item_views`) and fusion weights of one eval-mode forward
+    pass of a RecGOAT model. Weights: the fusion's coefficients of "id" and each "<m>_aligned"
+    (1 - sum a_m and a_m)."""
     if not hasattr(getattr(model, "config", None), "modalities"):
         raise TypeError(f"{type(model).__name__} is not a RecGOAT model (needs config.modalities and extras)")
     emb = model.eval_forward()
     x = emb.extras
-    views = {"id": x["item_cf"]}
-    weights = {}
-    for m in model.config.modalities:
-        views[m] = x[f"item_{m}"]
-        views[f"{m}_aligned"] = x.get(f"item_{m}_aligned", x[f"item_{m}"])
-        if f"fusion_{m}" in x:
-            weights[f"{m}_aligned"] = float(x[f"fusion_{m}"])
+    weights = {f"{m}_aligned": float(x[f"fusion_{m}"]) for m in model.config.modalities if f"fusion_{m}" in x}
     if weights:
         weights["id"] = 1.0 - sum(weights.values())
-    views["fused"] = emb.item
+    views = item_views(emb, model.config.modalities)
     return emb.user, {k: v.detach().cpu() for k, v in views.items()}, weights

@@ -285,10 +285,14 @@ def test_fusion_modes_differ_and_text_only_works(ds):
 def test_views_are_the_eval_mode_forward(ds):
     m = model(ds)
     views = m.views()
-    assert list(views) == ["ID", "image", "text", "image aligned", "text aligned", "fused"] and m.training
+    assert list(views) == ["id", "image", "image_aligned", "text", "text_aligned", "fused"] and m.training
     m.eval()
-    torch.testing.assert_close(views["fused"], m().item)
-    assert list(model(ds, fusion="sum").views()) == ["ID", "image", "text", "fused"]
+    emb = m()
+    torch.testing.assert_close(views["fused"], emb.item)
+    torch.testing.assert_close(views["text_aligned"], emb.extras["item_text_aligned"])
+    assert not torch.equal(views["text_aligned"], views["text"])
+    plain = model(ds, fusion="sum").views()  # no OAT: the aligned view is the unaligned one
+    assert list(plain) == list(views) and plain["text_aligned"] is plain["text"]
 
 
 def test_attention_is_a_softmax_over_incoming_edges(ds):

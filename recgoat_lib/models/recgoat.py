@@ -345,14 +345,8 @@ class RecGOAT(Recommender):
 
     @torch.no_grad()
     def views(self) -> dict[str, Tensor]:
-        """All item views of one eval-mode forward: "ID" (z_cf), each modality's GAT output,
-        "<m> aligned" (after OAT, with fusion="oat") and "fused" (the scored item vector)."""
-        emb = self.eval_forward()
-        ex = emb.extras
-        out = {"ID": ex["item_cf"], **{m: ex[f"item_{m}"] for m in self.config.modalities}}
-        out.update({f"{m} aligned": ex[f"item_{m}_aligned"] for m in self.config.modalities
-                    if f"item_{m}_aligned" in ex})
-        return {**out, "fused": emb.item}
+        """The item views of one eval-mode forward, named as `item_views` names them."""
+        return item_views(self.eval_forward(), self.config.modalities)
 
     def attention(self, branch: str) -> tuple[Tensor, Tensor]:
         """Per-edge GAT attention of an item modality ("image", "text") or of the "user" branch."""
@@ -366,3 +360,16 @@ class RecGOAT(Recommender):
             raise ValueError(f"unknown branch {branch!r}; this model has {list(self.branches)} and 'user'")
         with evaluating(self):
             return module.attention()
+
+
+def item_views(emb: Embeddings, modalities: tuple[str, ...]) -> dict[str, Tensor]:
+    """A RecGOAT forward's item views, the one vocabulary of the notebooks and the estimators: "id"
+    (the LightGCN item vectors z_cf), then per modality "<m>" (its GAT output, before fusion) and
+    "<m>_aligned" (after OAT; "<m>" itself when the model fuses without OAT), and "fused" (the
+    scored item vectors)."""
+    ex = emb.extras
+    views = {"id": ex["item_cf"]}
+    for m in modalities:
+        views[m] = ex[f"item_{m}"]
+        views[f"{m}_aligned"] = ex.get(f"item_{m}_aligned", views[m])
+    return {**views, "fused": emb.item}
