@@ -63,7 +63,7 @@ run_tests() {
   "$VENV/bin/ruff" check recgoat_lib tests benchmarks
   # Two workers (one torch thread each, see recgoat_lib/determinism.py); notebooks that need the same
   # run wait for each other's record through the runner's spec locks instead of training it twice.
-  "$VENV/bin/pytest" tests -q -p no:cacheprovider -n 2
+  RECGOAT_REQUIRE_RAY=1 "$VENV/bin/pytest" tests -q -p no:cacheprovider -n 2  # the ray extra is installed: its tests must run
   "$VENV/bin/pytest" --nbval-lax --nbval-current-env -q -p no:cacheprovider -n 2 --dist loadfile notebooks/
 }
 

@@ -120,6 +120,33 @@ def test_kcore_is_a_fixed_point():
     ku, ki = pairs[keep, 0], pairs[keep, 1]
     assert keep.any() and not keep.all()
     assert np.bincount(ku)[np.unique(ku)].min() >= 5 and np.bincount(ki)[np.unique(ki)].min() >= 5
+    assert (keep == peeled_kcore(pairs[:, 0], pairs[:, 1], 5)).all()  # the largest such set, not a smaller one
+
+
+def peeled_kcore(users: np.ndarray, items: np.ndarray, k: int) -> np.ndarray:
+    """The k-core by its definition: drop one user or item with fewer than k interactions left (all
+    its rows) at a time until none is left; what remains is the unique largest set of rows in which
+    every user and item has at least k."""
+    keep = np.ones(len(users), dtype=bool)
+    while True:
+        for ids in (users, items):
+            counts = np.bincount(ids[keep], minlength=ids.max() + 1)
+            short = [x for x in np.unique(ids[keep]) if counts[x] < k]
+            if short:
+                keep &= ids != short[0]
+                break
+        else:
+            return keep
+
+
+def test_kcore_keeps_a_user_with_exactly_k_and_cascades_the_rest():
+    # user 0 has exactly 2 items, each bought by 2 users: a 2-core; user 2's one item drops it, and
+    # with it item 2's second buyer, so item 2 and then user 3 (left with one item) go too.
+    users = np.array([0, 0, 1, 1, 2, 3, 3])
+    items = np.array([0, 1, 0, 1, 2, 2, 0])
+    keep = kcore(users, items, 2)
+    assert keep.tolist() == [True, True, True, True, False, False, False]
+    assert (keep == peeled_kcore(users, items, 2)).all()
 
 
 def test_mmrec_split_ratios_and_small_users():
@@ -159,6 +186,7 @@ def test_toy_interactions_follow_the_latent_topics(toy):
     assert pref.mean() > 2 * (1 / toy.latent["user_topic_pref"].shape[1])
 
 
+@pytest.mark.real_data
 def test_real_baby_matches_published_statistics():
     real_data_or_skip("baby")
     ds = load_dataset("baby")

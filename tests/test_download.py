@@ -13,12 +13,17 @@ from recgoat_lib.download import ChecksumError, download
 PAYLOAD = b"userID\titemID\tx_label\n" + b"0\t0\t0\n" * 50_000
 
 
+RANGES: list[str | None] = []  # the Range header of every request the server saw
+
+
 class RangeHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves PAYLOAD at /good.inter, honouring simple 'bytes=N-' ranges."""
+    """Serves PAYLOAD at /good.inter, honouring simple 'bytes=N-' ranges (at /norange.inter it
+    ignores them and sends the whole file, as some servers do)."""
 
     def do_GET(self):
         start = 0
-        if self.headers.get("Range"):
+        RANGES.append(self.headers.get("Range"))
+        if self.headers.get("Range") and self.path != "/norange.inter":
             start = int(self.headers["Range"].split("=")[1].rstrip("-"))
             self.send_response(206)
         else:
@@ -58,8 +63,11 @@ def test_corrupt_download_leaves_nothing(server, tmp_path):
     assert not dest.exists() and not dest.with_name("baby.inter.part").exists()
 
 
-def test_download_resumes_from_partial_file(server, tmp_path):
+@pytest.mark.parametrize("path", ["good.inter", "norange.inter"])
+def test_download_resumes_from_partial_file(server, tmp_path, path):
     dest = tmp_path / "baby.inter"
     dest.with_name("baby.inter.part").write_bytes(PAYLOAD[:1000])
-    download(f"{server}/good.inter", dest, GOOD_SHA, progress=False)
-    assert dest.read_bytes() == PAYLOAD
+    RANGES.clear()
+    download(f"{server}/{path}", dest, GOOD_SHA, progress=False)
+    assert RANGES == ["bytes=1000-"]  # asked for the missing bytes only
+    assert dest.read_bytes() == PAYLOAD  # and, where the server sent everything, started over
