@@ -117,9 +117,19 @@ def test_freedom_pruned_graph(toy):
 
 
 def test_freedom_eval_uses_the_full_graph(toy):
+    """In eval mode the users are LightGCN's layer mean over the full normalised training graph (built
+    here densely from the interactions); in training mode each forward draws a pruned graph."""
     model = build_model("freedom", toy, {"dim": 8, "modalities": ("image",)})
     model.eval()
-    torch.testing.assert_close(model().item, model().item)
+    r = toy.csr("train").toarray()
+    a = np.block([[np.zeros((toy.n_users, toy.n_users)), r], [r.T, np.zeros((toy.n_items, toy.n_items))]])
+    d = a.sum(1) ** -0.5
+    a_hat = torch.tensor(d[:, None] * a * d[None, :], dtype=torch.float32)
+    h = e = model.embedding.weight.detach()
+    for _ in range(model.config.ui_layers):
+        h = a_hat @ h
+        e = e + h
+    torch.testing.assert_close(model().user, (e / (model.config.ui_layers + 1))[:toy.n_users], atol=1e-6, rtol=1e-4)
     model.train()
     assert not torch.allclose(model().user, model().user)
 

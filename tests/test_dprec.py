@@ -82,17 +82,28 @@ def test_memory_is_item_local_and_expansion_reaches_knn_neighbours(toy2):
         assert bool((diff[others] > 1e-6).any()) == spreads
 
 
-def test_hypergraph_assignments_are_soft_memberships(toy2):
+def test_hypergraph_edges_are_membership_weighted_item_means(toy2):
+    """Each hyperedge is the membership-weighted mean of the LightGCN item vectors; an item's hypergraph
+    vector mixes the edges by its memberships, a user's by its items' memberships weighted as its
+    normalised interactions r_ui / sqrt(d_u d_i) (loops over edges, items and users here)."""
     model = make(toy2)
     enc = model.modalities["image"]
     with torch.no_grad():
         item_cf = model.propagate(model.embedding.weight)[toy2.n_users:]
         out = enc(item_cf)
-        h = torch.softmax(enc.assign(out["item"] - out["hyper_item"]), dim=1)
-    assert h.shape == (toy2.n_items, 4)
-    assert torch.allclose(h.sum(1), torch.ones(toy2.n_items), atol=1e-5)
-    edges = (h / h.sum(0)).T @ item_cf
-    assert torch.allclose(out["hyper_item"], h @ edges, atol=1e-5)
+        h = torch.softmax(enc.assign(out["item"] - out["hyper_item"]), dim=1)  # memberships of the items
+    edges = [(h[:, e:e + 1] * item_cf).sum(0) / h[:, e].sum() for e in range(h.shape[1])]
+    for i in (0, 7, 100):
+        torch.testing.assert_close(out["hyper_item"][i], sum(h[i, e] * edge for e, edge in enumerate(edges)),
+                                   atol=1e-5, rtol=1e-4)
+    r = toy2.csr("train")
+    d_user, d_item = np.asarray(r.sum(1)).ravel(), np.asarray(r.sum(0)).ravel()
+    for u in (0, 5, 42):
+        items = r[u].indices
+        weight = torch.tensor(1 / np.sqrt(d_user[u] * d_item[items]), dtype=torch.float32)
+        membership = (weight[:, None] * h[items]).sum(0)
+        torch.testing.assert_close(out["hyper_user"][u], sum(membership[e] * edge for e, edge in enumerate(edges)),
+                                   atol=1e-5, rtol=1e-4)
 
 
 def test_alignment_is_mean_infonce_over_levels(toy2):
