@@ -91,6 +91,10 @@ def test_benchmark_tunes_on_validation_and_runs_every_seed(small_benchmark):
         assert len(log) == 2 and log["chosen"].sum() == 1
         best = log.loc[log["valid recall@20"].idxmax(), "config"]
         assert log.loc[log["chosen"], "config"].item() == best == bm.format_point(res.chosen[label])
+        # the logged score is the validation metric of the tuning run (the first seed's run at that point)
+        chosen_run = recs[0]
+        assert log.loc[log["chosen"], "valid recall@20"].item() == pytest.approx(chosen_run["valid"]["recall@20"])
+        assert chosen_run["valid"]["recall@20"] != chosen_run["test"]["recall@20"]
         assert all(r["model_config"][k] == v for r in recs for k, v in res.chosen[label].items())
     assert list(res.records["vbpr"][0]["model_config"]["modalities"]) == ["image"]
 
