@@ -1,4 +1,5 @@
-"""Shared fixtures: the toy dataset (built once per session) and a tiny hand-made dataset."""
+"""Shared fixtures: the toy dataset (built once per session, also with random text features) and a
+tiny hand-made dataset."""
 from __future__ import annotations
 
 import numpy as np
@@ -22,6 +23,15 @@ def one_thread():
 @pytest.fixture(scope="session")
 def toy() -> Dataset:
     return make_toy(seed=2025)
+
+
+@pytest.fixture(scope="session")
+def toy_text(toy) -> Dataset:
+    """The toy shop plus random 24-d stand-ins for the MiniLM item and user text features (the real
+    ones need the encoder), to exercise the text paths of every model quickly."""
+    rng = np.random.default_rng(0)
+    return toy.with_features(item={"text": rng.normal(size=(toy.n_items, 24)).astype(np.float32)},
+                             user={"text": rng.normal(size=(toy.n_users, 24)).astype(np.float32)})
 
 
 @pytest.fixture

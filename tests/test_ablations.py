@@ -33,14 +33,6 @@ from recgoat_lib.train import TrainConfig, seed_everything
 DIM = 16
 
 
-@pytest.fixture(scope="module")
-def toy_lm(toy) -> Dataset:
-    """The toy shop with random stand-ins for the MiniLM item and user text features."""
-    rng = np.random.default_rng(0)
-    return toy.with_features(item={"text": rng.normal(size=(toy.n_items, 24)).astype(np.float32)},
-                             user={"text": rng.normal(size=(toy.n_users, 24)).astype(np.float32)})
-
-
 def small_dataset(n_users: int = 30, n_items: int = 24, seed: int = 1) -> Dataset:
     rng = np.random.default_rng(seed)
     rows = [(u, int(i), s) for u in range(n_users)
@@ -62,7 +54,7 @@ def differing(a, b) -> set[str]:
 
 
 @pytest.mark.parametrize("name", list(ABLATIONS))
-def test_each_ablation_is_the_same_model_with_only_its_switches_changed(toy_lm, name):
+def test_each_ablation_is_the_same_model_with_only_its_switches_changed(toy_text, name):
     ab = ABLATIONS[name]
     default = RecGOATConfig(dim=DIM)
     cfg = make_config("recgoat", dim=DIM, **ab.entry().fixed)
@@ -71,7 +63,7 @@ def test_each_ablation_is_the_same_model_with_only_its_switches_changed(toy_lm, 
     assert (name == REFERENCE) == (not ab.model and not ab.train)
 
     seed_everything(0)
-    model = build_model("recgoat", toy_lm, cfg)
+    model = build_model("recgoat", toy_text, cfg)
     assert isinstance(model, RecGOAT)
     assert set(model.branches) == set(cfg.modalities)
     assert (model.user_lm is not None) == cfg.user_branch
@@ -79,7 +71,8 @@ def test_each_ablation_is_the_same_model_with_only_its_switches_changed(toy_lm, 
     assert n_gat == cfg.gat_layers * (len(cfg.modalities) + cfg.user_branch)
     assert hasattr(model, "concat") == (cfg.fusion == "concat") and hasattr(model, "delta") == (cfg.fusion == "oat")
     g = torch.Generator().manual_seed(0)
-    users, pos, neg = (torch.randint(n, (256,), generator=g) for n in (toy_lm.n_users, toy_lm.n_items, toy_lm.n_items))
+    n_rows = (toy_text.n_users, toy_text.n_items, toy_text.n_items)
+    users, pos, neg = (torch.randint(n, (256,), generator=g) for n in n_rows)
     parts = model.loss(users, pos, neg)
     parts["loss"].backward()
     assert torch.isfinite(parts["loss"])

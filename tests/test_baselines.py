@@ -21,31 +21,24 @@ FEATURE_MODELS = ("vbpr", "freedom", "bm3", "lgmrec", "lm_inject")
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def toy2(toy):
-    """Toy with a second (synthetic, 16-d) modality named text, to exercise multimodal paths."""
-    rng = np.random.default_rng(0)
-    return toy.with_features(item={"text": rng.normal(size=(toy.n_items, 16)).astype(np.float32)}, suffix="+text")
-
-
 @pytest.mark.parametrize("name", FEATURE_MODELS)
-def test_shapes_and_scores(toy2, name):
+def test_shapes_and_scores(toy_text, name):
     seed_everything(0)
-    model = build_model(name, toy2, {"dim": 16})
+    model = build_model(name, toy_text, {"dim": 16})
     model.eval()
     emb = model()
-    assert emb.user.shape[0] == toy2.n_users and emb.item.shape[0] == toy2.n_items
+    assert emb.user.shape[0] == toy_text.n_users and emb.item.shape[0] == toy_text.n_items
     assert emb.user.shape[1] == emb.item.shape[1]
     scores = model.score(emb, torch.tensor([0, 5, 7]))
-    assert scores.shape == (3, toy2.n_items) and torch.isfinite(scores).all()
+    assert scores.shape == (3, toy_text.n_items) and torch.isfinite(scores).all()
 
 
 @pytest.mark.parametrize("name,overrides", [("vbpr", {}), ("freedom", {"reg": 0.1}), ("bm3", {}),
                                             ("lgmrec", {}), ("lm_inject", {}),
                                             ("lm_inject", {"mode": "replace"})])
-def test_gradients_reach_every_parameter(toy2, name, overrides):
+def test_gradients_reach_every_parameter(toy_text, name, overrides):
     seed_everything(0)
-    model = build_model(name, toy2, {"dim": 16, **overrides})
+    model = build_model(name, toy_text, {"dim": 16, **overrides})
     model.train()
     u, p, n = (torch.tensor(x) for x in ([0, 1, 2, 3], [1, 2, 3, 4], [9, 8, 7, 6]))
     parts = model.loss(u, p, n)
@@ -142,8 +135,8 @@ def test_freedom_modality_weights():
         build_model("freedom", None, {"edge_dropout": 1.0})
 
 
-def test_bm3_trains_on_positives_only_and_targets_get_no_gradient(toy2):
-    model = build_model("bm3", toy2, {"dim": 16})
+def test_bm3_trains_on_positives_only_and_targets_get_no_gradient(toy_text):
+    model = build_model("bm3", toy_text, {"dim": 16})
     u, p = torch.tensor([0, 1, 2, 3]), torch.tensor([1, 2, 3, 4])
     losses = []
     for neg in ([9, 8, 7, 6], [5, 0, 11, 12]):
@@ -191,10 +184,10 @@ def test_lgmrec_hyperedges(toy):
     assert not torch.allclose(model.hyperedges("image")[0], h_item)  # Gumbel noise and membership dropout
 
 
-def test_lgmrec_fusion_and_user_means(toy2):
-    model = build_model("lgmrec", toy2, {"dim": 8, "alpha": 0.5})
+def test_lgmrec_fusion_and_user_means(toy_text):
+    model = build_model("lgmrec", toy_text, {"dim": 8, "alpha": 0.5})
     mean = model.user_mean.to_dense()
-    has_items = torch.from_numpy(toy2.csr("train").getnnz(axis=1) > 0)
+    has_items = torch.from_numpy(toy_text.csr("train").getnnz(axis=1) > 0)
     torch.testing.assert_close(mean.sum(1)[has_items], torch.ones(int(has_items.sum())))
     emb = model.eval_forward()
     hyper = sum(torch.cat([emb.extras[f"hyper_user_{m}"], emb.extras[f"hyper_item_{m}"]]) for m in ("image", "text"))
@@ -204,7 +197,7 @@ def test_lgmrec_fusion_and_user_means(toy2):
     torch.testing.assert_close(diff, 0.5 * torch.nn.functional.normalize(hyper), rtol=1e-4, atol=1e-5)
 
 
-def test_lgmrec_contrastive_loss(toy, toy2):
+def test_lgmrec_contrastive_loss(toy, toy_text):
     a, b = torch.randn(4, 6), torch.randn(10, 6)
     rows = torch.tensor([0, 3, 3, 9])
     na, nb = torch.nn.functional.normalize(a), torch.nn.functional.normalize(b)
@@ -213,6 +206,6 @@ def test_lgmrec_contrastive_loss(toy, toy2):
     torch.testing.assert_close(cross_modal_nce(a, b, rows, 0.2), expected)
     u, p, n = torch.tensor([0, 1, 2]), torch.tensor([1, 2, 3]), torch.tensor([7, 8, 9])
     one = build_model("lgmrec", toy, {"dim": 8, "modalities": ("image",)})
-    two = build_model("lgmrec", toy2, {"dim": 8})
+    two = build_model("lgmrec", toy_text, {"dim": 8})
     assert float(one.loss(u, p, n)["cl"]) == 0.0  # no second modality to contrast with
     assert float(two.loss(u, p, n)["cl"].detach()) > 0.0

@@ -17,15 +17,6 @@ SEEDS = (inv.SEED, inv.SEED + 1)
 
 
 @pytest.fixture(scope="module")
-def toy_text(toy):
-    rng = np.random.default_rng(0)
-    return dataclasses.replace(toy, item_features={**toy.item_features,
-                                                   "text": rng.standard_normal((toy.n_items, 16)).astype(np.float32)},
-                               user_features={**toy.user_features,
-                                              "text": rng.standard_normal((toy.n_users, 16)).astype(np.float32)})
-
-
-@pytest.fixture(scope="module")
 def toy_study():
     return Study(name="toy_inv", dataset="toy", models={"lightgcn": ("lightgcn", {}),
                                                        inv.CONVERGED[8]: ("recgoat", inv.ID_ONLY)}, seeds=SEEDS,
