@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from recgoat_lib.data import Dataset, data_root
+from recgoat_lib.models.base import Embeddings, Recommender
 from recgoat_lib.toy import make_toy
 
 
@@ -51,3 +52,34 @@ def real_data_or_skip(name: str):
     if not (folder / f"{name}.inter").exists():
         pytest.skip(f"real dataset '{name}' not found at {folder} (set RECGOAT_DATA_ROOT)")
     return folder
+
+
+def tiny_dataset(seed: int = 0, n_users: int = 40, n_items: int = 30) -> Dataset:
+    """A small random dataset with every feature RecGOAT uses (image, item and user text): 6 interactions
+    per user, 4 train, 1 valid, 1 test."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        items = rng.choice(n_items, size=6, replace=False)
+        rows += [(u, int(i), s) for i, s in zip(items, [0, 0, 0, 0, 1, 2])]
+    df = pd.DataFrame(rows, columns=["user", "item", "split"])
+    return Dataset(
+        name="tiny", n_users=n_users, n_items=n_items, interactions=df,
+        item_features={"image": rng.normal(size=(n_items, 12)).astype(np.float32),
+                       "text": rng.normal(size=(n_items, 20)).astype(np.float32)},
+        user_features={"text": rng.normal(size=(n_users, 20)).astype(np.float32)},
+    )
+
+
+class FixedScores(Recommender):
+    """A 'model' whose scores are a given matrix (user embedding = a one-hot row selector), on any device."""
+
+    def __init__(self, scores: np.ndarray):
+        super().__init__()
+        self.scores = torch.nn.Parameter(torch.tensor(scores, dtype=torch.float32), requires_grad=False)
+
+    def forward(self) -> Embeddings:
+        return Embeddings(torch.eye(self.scores.shape[0], device=self.scores.device), self.scores.T)
+
+    def loss(self, users, pos, neg):
+        raise NotImplementedError

@@ -12,30 +12,15 @@ import torch
 
 from recgoat_lib.evaluate import evaluate, evaluate_splits
 from recgoat_lib.models import build_model
-from recgoat_lib.models.base import Embeddings, Recommender
 from recgoat_lib.models.recgoat import RecGOATConfig
 from recgoat_lib.train import NegativeSampler, TrainConfig, adam, seed_everything, train, train_step
 
-from test_recgoat import tiny_dataset
+from conftest import FixedScores, tiny_dataset
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 
 CUDA = torch.device("cuda")
 SMALL = RecGOATConfig(dim=16, knn_k=4)
-
-
-class IntegerScores(Recommender):
-    """Scores from a fixed integer matrix: exact on every device, so CPU and CUDA metrics must be equal."""
-
-    def __init__(self, scores: np.ndarray):
-        super().__init__()
-        self.scores = torch.nn.Parameter(torch.tensor(scores, dtype=torch.float32), requires_grad=False)
-
-    def forward(self) -> Embeddings:
-        return Embeddings(torch.eye(self.scores.shape[0], device=self.scores.device), self.scores.T)
-
-    def loss(self, users, pos, neg):
-        raise NotImplementedError
 
 
 def test_recgoat_training_step_runs_entirely_on_cuda():
@@ -53,8 +38,8 @@ def test_recgoat_training_step_runs_entirely_on_cuda():
 def test_full_evaluation_on_cuda_equals_cpu_on_exact_scores():
     ds = tiny_dataset()
     scores = np.random.default_rng(0).integers(0, 3, size=(ds.n_users, ds.n_items))
-    cpu = evaluate_splits(IntegerScores(scores), ds, ("valid", "test"))
-    gpu = evaluate_splits(IntegerScores(scores).to(CUDA), ds, ("valid", "test"))
+    cpu = evaluate_splits(FixedScores(scores), ds, ("valid", "test"))
+    gpu = evaluate_splits(FixedScores(scores).to(CUDA), ds, ("valid", "test"))
     for split in ("valid", "test"):
         assert gpu[split].metrics == pytest.approx(cpu[split].metrics, abs=1e-6)
         np.testing.assert_array_equal(gpu[split].users, cpu[split].users)

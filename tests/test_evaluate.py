@@ -5,22 +5,9 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import FixedScores
+
 from recgoat_lib.evaluate import evaluate, evaluate_splits, rank_metrics, ranked_hits
-from recgoat_lib.models.base import Embeddings, Recommender
-
-
-class FixedScores(Recommender):
-    """A 'model' whose scores are a given matrix (user embedding = one-hot row selector)."""
-
-    def __init__(self, scores: np.ndarray):
-        super().__init__()
-        self.scores = torch.nn.Parameter(torch.tensor(scores, dtype=torch.float32), requires_grad=False)
-
-    def forward(self) -> Embeddings:
-        return Embeddings(torch.eye(self.scores.shape[0]), self.scores.T)
-
-    def loss(self, users, pos, neg):
-        raise NotImplementedError
 
 
 def brute_force(scores, train, truth, k):

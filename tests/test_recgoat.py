@@ -3,9 +3,10 @@ from dataclasses import replace
 from itertools import combinations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
+
+from conftest import tiny_dataset
 
 from recgoat_lib.alignment import alignment, pair_retrieval, uniformity, view_geometry
 from recgoat_lib.data import DataError, Dataset
@@ -17,21 +18,6 @@ from recgoat_lib.ot import sinkhorn_log, sinkhorn_scaling
 from recgoat_lib.train import TrainConfig, seed_everything, train
 
 SMALL = RecGOATConfig(dim=16, knn_k=4)
-
-
-def tiny_dataset(seed: int = 0, n_users: int = 40, n_items: int = 30) -> Dataset:
-    rng = np.random.default_rng(seed)
-    rows = []
-    for u in range(n_users):
-        items = rng.choice(n_items, size=6, replace=False)
-        rows += [(u, int(i), s) for i, s in zip(items, [0, 0, 0, 0, 1, 2])]
-    df = pd.DataFrame(rows, columns=["user", "item", "split"])
-    return Dataset(
-        name="tiny", n_users=n_users, n_items=n_items, interactions=df,
-        item_features={"image": rng.normal(size=(n_items, 12)).astype(np.float32),
-                       "text": rng.normal(size=(n_items, 20)).astype(np.float32)},
-        user_features={"text": rng.normal(size=(n_users, 20)).astype(np.float32)},
-    )
 
 
 @pytest.fixture(scope="module")

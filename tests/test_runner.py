@@ -20,7 +20,7 @@ from recgoat_lib.runner import RunnerError, load_records, run, run_many, run_lin
 from recgoat_lib.models import build_model, make_config
 from recgoat_lib.train import TrainConfig, seed_everything, train
 
-from test_recgoat import tiny_dataset
+from conftest import tiny_dataset
 
 FAST = TrainConfig(epochs=2, batch_size=512, eval_every=1, patience=2, progress=False)
 
