@@ -1,5 +1,7 @@
-"""Shared fixtures: the toy dataset (built once per session, also with random text features) and a
-tiny hand-made dataset."""
+"""Shared test data and helpers. Fixtures: the toy dataset (built once per session, also with random text
+features) and a tiny hand-made dataset. Plain helpers, imported with `from conftest import ...`:
+`real_data_or_skip`, `random_dataset` (a small random dataset with every feature RecGOAT uses) and
+`fixed_scores` (a model whose scores are a given matrix)."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +10,7 @@ import pytest
 import torch
 
 from recgoat_lib.data import Dataset, data_root
-from recgoat_lib.models.base import Embeddings, Recommender
+from recgoat_lib.estimators import FixedEmbeddings
 from recgoat_lib.toy import make_toy
 
 
@@ -54,7 +56,7 @@ def real_data_or_skip(name: str):
     return folder
 
 
-def tiny_dataset(seed: int = 0, n_users: int = 40, n_items: int = 30) -> Dataset:
+def random_dataset(seed: int = 0, n_users: int = 40, n_items: int = 30, name: str = "tiny") -> Dataset:
     """A small random dataset with every feature RecGOAT uses (image, item and user text): 6 interactions
     per user, 4 train, 1 valid, 1 test."""
     rng = np.random.default_rng(seed)
@@ -64,22 +66,14 @@ def tiny_dataset(seed: int = 0, n_users: int = 40, n_items: int = 30) -> Dataset
         rows += [(u, int(i), s) for i, s in zip(items, [0, 0, 0, 0, 1, 2])]
     df = pd.DataFrame(rows, columns=["user", "item", "split"])
     return Dataset(
-        name="tiny", n_users=n_users, n_items=n_items, interactions=df,
+        name=name, n_users=n_users, n_items=n_items, interactions=df,
         item_features={"image": rng.normal(size=(n_items, 12)).astype(np.float32),
                        "text": rng.normal(size=(n_items, 20)).astype(np.float32)},
         user_features={"text": rng.normal(size=(n_users, 20)).astype(np.float32)},
     )
 
 
-class FixedScores(Recommender):
-    """A 'model' whose scores are a given matrix (user embedding = a one-hot row selector), on any device."""
-
-    def __init__(self, scores: np.ndarray):
-        super().__init__()
-        self.scores = torch.nn.Parameter(torch.tensor(scores, dtype=torch.float32), requires_grad=False)
-
-    def forward(self) -> Embeddings:
-        return Embeddings(torch.eye(self.scores.shape[0], device=self.scores.device), self.scores.T)
-
-    def loss(self, users, pos, neg):
-        raise NotImplementedError
+def fixed_scores(scores: np.ndarray) -> FixedEmbeddings:
+    """A 'model' whose [users, items] scores are `scores`: one-hot users against the score columns."""
+    scores = torch.as_tensor(scores, dtype=torch.float32)
+    return FixedEmbeddings(torch.eye(scores.shape[0]), scores.T)

@@ -9,6 +9,8 @@ import pytest
 import torch
 from torch_geometric.nn import GATConv
 
+from conftest import random_dataset
+
 from recgoat_lib.ablations import (
     ABLATIONS,
     REAL_TEXT_VARIANTS,
@@ -31,16 +33,6 @@ from recgoat_lib.stats import paired_test
 from recgoat_lib.train import TrainConfig, seed_everything
 
 DIM = 16
-
-
-def small_dataset(n_users: int = 30, n_items: int = 24, seed: int = 1) -> Dataset:
-    rng = np.random.default_rng(seed)
-    rows = [(u, int(i), s) for u in range(n_users)
-            for i, s in zip(rng.choice(n_items, 6, replace=False), (0, 0, 0, 0, 1, 2))]
-    return Dataset(name="small", n_users=n_users, n_items=n_items,
-                   interactions=pd.DataFrame(rows, columns=["user", "item", "split"]),
-                   item_features={m: rng.normal(size=(n_items, 8)).astype(np.float32) for m in ("image", "text")},
-                   user_features={"text": rng.normal(size=(n_users, 8)).astype(np.float32)})
 
 
 def bench_for(ds: Dataset, tmp_path, seeds=(0, 1)) -> Benchmark:
@@ -87,7 +79,7 @@ def test_base_config_is_kept_under_the_ablation():
 
 
 def test_variants_that_need_absent_features_are_reported(tmp_path):
-    ds = small_dataset()
+    ds = random_dataset(seed=1, n_users=30, n_items=24, name="small")
     text_only = Dataset(name="textonly", n_users=ds.n_users, n_items=ds.n_items, interactions=ds.interactions,
                         item_features={"text": ds.item_features["text"]})
     text_bench = bench_for(text_only, tmp_path)  # the benchmark's check serves its models and the variants
@@ -159,7 +151,7 @@ def test_sweep_choice_selects_on_validation_and_reports_test_there():
 
 
 def test_runs_share_the_full_models_runs_and_plot(tmp_path):
-    bench = bench_for(small_dataset(), tmp_path)
+    bench = bench_for(random_dataset(seed=1, n_users=30, n_items=24, name="small"), tmp_path)
     result = run_ablations(bench, [REFERENCE, "w/o CMCL"])
     assert [len(r) for r in result.records.values()] == [2, 2] and not result.missing
     assert result.records["w/o CMCL"][0]["model_config"]["cl_weight"] == 0.0
@@ -178,7 +170,7 @@ def test_runs_share_the_full_models_runs_and_plot(tmp_path):
 
 
 def test_real_text_variants_all_run_on_a_text_only_dataset(tmp_path):
-    ds = small_dataset()
+    ds = random_dataset(seed=1, n_users=30, n_items=24, name="small")
     bench = bench_for(replace(ds, item_features={"text": ds.item_features["text"]}), tmp_path)
     assert {n for n in ABLATIONS if bench.missing_features(ABLATIONS[n].entry())} == {"image only"}
     assert "image only" not in REAL_TEXT_VARIANTS and "text only" not in REAL_TEXT_VARIANTS
@@ -186,7 +178,7 @@ def test_real_text_variants_all_run_on_a_text_only_dataset(tmp_path):
 
 
 def test_budget_ablations_train_under_the_budget_and_share_the_benchmarks_runs(tmp_path):
-    ds = small_dataset()
+    ds = random_dataset(seed=1, n_users=30, n_items=24, name="small")
     budget = Budget(dataset=ds.name, labels=("recgoat",), seeds=(0, 1, 2),
                     train={"epochs": 1, "batch_size": 64, "eval_every": 1, "patience": 1}, tune=False)
     result = run_budget_ablations(budget, (REFERENCE, "w/o CMCL"), seeds=(1,), ds=ds, results_dir=tmp_path)

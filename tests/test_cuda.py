@@ -15,7 +15,7 @@ from recgoat_lib.models import build_model
 from recgoat_lib.models.recgoat import RecGOATConfig
 from recgoat_lib.train import NegativeSampler, TrainConfig, adam, seed_everything, train, train_step
 
-from conftest import FixedScores, tiny_dataset
+from conftest import fixed_scores, random_dataset
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 
@@ -24,7 +24,7 @@ SMALL = RecGOATConfig(dim=16, knn_k=4)
 
 
 def test_recgoat_training_step_runs_entirely_on_cuda():
-    ds = tiny_dataset()
+    ds = random_dataset()
     seed_everything(0)
     net = build_model("recgoat", ds, SMALL).to(CUDA).train()
     assert all(t.device.type == "cuda" for t in [*net.parameters(), *net.buffers()])
@@ -36,17 +36,17 @@ def test_recgoat_training_step_runs_entirely_on_cuda():
 
 
 def test_full_evaluation_on_cuda_equals_cpu_on_exact_scores():
-    ds = tiny_dataset()
+    ds = random_dataset()
     scores = np.random.default_rng(0).integers(0, 3, size=(ds.n_users, ds.n_items))
-    cpu = evaluate_splits(FixedScores(scores), ds, ("valid", "test"))
-    gpu = evaluate_splits(FixedScores(scores).to(CUDA), ds, ("valid", "test"))
+    cpu = evaluate_splits(fixed_scores(scores), ds, ("valid", "test"))
+    gpu = evaluate_splits(fixed_scores(scores).to(CUDA), ds, ("valid", "test"))
     for split in ("valid", "test"):
         assert gpu[split].metrics == pytest.approx(cpu[split].metrics, abs=1e-6)
         np.testing.assert_array_equal(gpu[split].users, cpu[split].users)
 
 
 def test_recgoat_trains_and_evaluates_through_train_on_cuda():
-    ds = tiny_dataset()
+    ds = random_dataset()
     seed_everything(0)
     net = build_model("recgoat", ds, SMALL)
     result = train(net, ds, TrainConfig(epochs=2, batch_size=64, device="cuda", progress=False), seed=0)

@@ -140,8 +140,8 @@ def peeled_kcore(users: np.ndarray, items: np.ndarray, k: int) -> np.ndarray:
 
 
 def test_kcore_keeps_a_user_with_exactly_k_and_cascades_the_rest():
-    # user 0 has exactly 2 items, each bought by 2 users: a 2-core; user 2's one item drops it, and
-    # with it item 2's second buyer, so item 2 and then user 3 (left with one item) go too.
+    # users 0 and 1 have exactly 2 items, items 0 and 1 at least 2 buyers: they stay; user 2's one item
+    # drops it, so item 2 (one buyer left) and then user 3 (one item left) go too.
     users = np.array([0, 0, 1, 1, 2, 3, 3])
     items = np.array([0, 1, 0, 1, 2, 2, 0])
     keep = kcore(users, items, 2)

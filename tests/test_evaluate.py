@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import FixedScores
+from conftest import fixed_scores
 
 from recgoat_lib.evaluate import evaluate, evaluate_splits, rank_metrics, ranked_hits
 
@@ -37,7 +37,7 @@ def test_matches_brute_force_on_random_data(tiny):
     rng = np.random.default_rng(0)
     for split in ("valid", "test"):
         scores = rng.normal(size=(tiny.n_users, tiny.n_items))
-        got = evaluate(FixedScores(scores), tiny, split, ks=(1, 2, 3)).metrics
+        got = evaluate(fixed_scores(scores), tiny, split, ks=(1, 2, 3)).metrics
         train, truth = tiny.csr("train").toarray(), tiny.csr(split).toarray()
         for k in (1, 2, 3):
             want = brute_force(scores, train, truth, k)
@@ -48,7 +48,7 @@ def test_matches_brute_force_on_random_data(tiny):
 def test_matches_brute_force_on_toy_with_batching(toy):
     rng = np.random.default_rng(1)
     scores = rng.normal(size=(toy.n_users, toy.n_items)).astype(np.float32)
-    res = evaluate(FixedScores(scores), toy, "test", ks=(10, 20), batch_size=333)
+    res = evaluate(fixed_scores(scores), toy, "test", ks=(10, 20), batch_size=333)
     want = brute_force(scores, toy.csr("train").toarray(), toy.csr("test").toarray(), 20)
     for name, v in want.items():
         assert res.metrics[name] == pytest.approx(v, abs=1e-6)
@@ -74,8 +74,8 @@ def test_training_items_are_never_recommended(toy):
     user with more than 5 of them)."""
     train, valid = toy.csr("train").toarray(), toy.csr("valid").toarray()
     assert (train.sum(1) > 5).mean() > 0.5
-    res = evaluate(FixedScores(train * 100.0 + valid * 50.0), toy, "valid", ks=(5,))
-    held_out_only = evaluate(FixedScores(valid * 50.0), toy, "valid", ks=(5,))
+    res = evaluate(fixed_scores(train * 100.0 + valid * 50.0), toy, "valid", ks=(5,))
+    held_out_only = evaluate(fixed_scores(valid * 50.0), toy, "valid", ks=(5,))
     assert held_out_only.metrics["recall@5"] > 0.5
     assert res.metrics["recall@5"] == pytest.approx(held_out_only.metrics["recall@5"])
 
@@ -84,7 +84,7 @@ def test_training_items_are_never_recommended(toy):
 def test_heavily_tied_scores_match_brute_force(toy, split):
     """Scores from {0, 1, 2}: hundreds of ties per user, inside the top-k and across its boundary."""
     scores = np.random.default_rng(2).integers(0, 3, size=(toy.n_users, toy.n_items)).astype(np.float32)
-    res = evaluate(FixedScores(scores), toy, split, ks=(5, 20), batch_size=700)
+    res = evaluate(fixed_scores(scores), toy, split, ks=(5, 20), batch_size=700)
     for k in (5, 20):
         for name, v in brute_force(scores, toy.csr("train").toarray(), toy.csr(split).toarray(), k).items():
             assert res.metrics[name] == pytest.approx(v, abs=1e-6), name
@@ -97,7 +97,7 @@ def test_splits_evaluated_together_equal_each_alone_and_brute_force(toy, tied):
     rng = np.random.default_rng(3)
     scores = (rng.integers(0, 3, size=(toy.n_users, toy.n_items)) if tied
               else rng.normal(size=(toy.n_users, toy.n_items))).astype(np.float32)
-    model = FixedScores(scores)
+    model = fixed_scores(scores)
     both = evaluate_splits(model, toy, ("valid", "test"), ks=(5, 20), batch_size=500)
     for split in ("valid", "test"):
         alone = evaluate(model, toy, split, ks=(5, 20), batch_size=700)
@@ -112,11 +112,11 @@ def test_splits_evaluated_together_equal_each_alone_and_brute_force(toy, tied):
 
 def test_evaluate_splits_rejects_repeated_splits(toy):
     with pytest.raises(ValueError, match="distinct"):
-        evaluate_splits(FixedScores(np.zeros((toy.n_users, toy.n_items))), toy, ("test", "test"))
+        evaluate_splits(fixed_scores(np.zeros((toy.n_users, toy.n_items))), toy, ("test", "test"))
 
 
 def test_all_equal_scores_earn_nothing(toy):
-    res = evaluate(FixedScores(np.zeros((toy.n_users, toy.n_items))), toy, "test", ks=(10, 20))
+    res = evaluate(fixed_scores(np.zeros((toy.n_users, toy.n_items))), toy, "test", ks=(10, 20))
     assert all(v == 0.0 for v in res.metrics.values())
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_dataset
+from conftest import random_dataset
 
 from recgoat_lib.alignment import alignment, pair_retrieval, uniformity, view_geometry
 from recgoat_lib.data import DataError, Dataset
@@ -22,7 +22,7 @@ SMALL = RecGOATConfig(dim=16, knn_k=4)
 
 @pytest.fixture(scope="module")
 def ds():
-    return tiny_dataset()
+    return random_dataset()
 
 
 def batch(ds, n=32, seed=0):

@@ -20,7 +20,7 @@ from recgoat_lib.runner import RunnerError, load_records, run, run_many, run_lin
 from recgoat_lib.models import build_model, make_config
 from recgoat_lib.train import TrainConfig, seed_everything, train
 
-from conftest import tiny_dataset
+from conftest import random_dataset
 
 FAST = TrainConfig(epochs=2, batch_size=512, eval_every=1, patience=2, progress=False)
 
@@ -145,7 +145,7 @@ def test_equal_specs_train_once_and_a_held_spec_waits_for_its_record(toy, tmp_pa
 
 
 def test_run_lineup_keeps_models_and_serves_them_from_the_cache(tmp_path):
-    ds_small = tiny_dataset()
+    ds_small = random_dataset()
     cfg = TrainConfig(epochs=1, batch_size=128, progress=False)
     variants = {"lightgcn": ("lightgcn", {"dim": 16}),
                 "recgoat text": ("recgoat", {"dim": 16, "knn_k": 4, "modalities": ("text",)})}

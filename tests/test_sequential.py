@@ -105,7 +105,7 @@ def test_sequence_padding_and_truncation(small):
     assert test.history[0].tolist() == [1, 0, 2]
 
 
-class FixedScores(SequentialRecommender):
+class MeanHistoryScorer(SequentialRecommender):
     """States = mean of the (random, fixed) embeddings seen so far: a deterministic scorer."""
 
     def __init__(self, n_items: int, dim: int = 4, seed: int = 0):
@@ -145,7 +145,7 @@ def test_full_and_sampled_ranking_match_brute_force(split):
     rows = [(u, int(i), float(t)) for u in range(30)
             for t, i in enumerate(rng.choice(150, size=int(rng.integers(3, 12)), replace=False))]
     data = SequenceData(leave_one_out(timed(rows, 30, 150)), max_len=5)
-    model = FixedScores(150)
+    model = MeanHistoryScorer(150)
     ks = (1, 5, 10)
     res = evaluate_sequential(model, data, split, ks, n_sampled=20, seed=3)
     ref = brute_force(model, data, split, ks, 20, 3)
@@ -158,7 +158,7 @@ def test_full_and_sampled_ranking_match_brute_force(split):
 def test_ties_count_against_the_target():
     rows = [(u, i, float(t)) for u in range(3) for t, i in enumerate(range(u, u + 4))]
     data = SequenceData(leave_one_out(timed(rows, 3, 12)), max_len=4)
-    model = FixedScores(12)
+    model = MeanHistoryScorer(12)
     with torch.no_grad():
         model.table.zero_()  # every item scores 0: the target must come last, not first
     res = evaluate_sequential(model, data, "test", (1, 5), n_sampled=5, seed=0)
