@@ -213,7 +213,7 @@ def kcore(users: np.ndarray, items: np.ndarray, k: int) -> np.ndarray:
         keep = new
 
 
-SPLIT_RATIOS = (0.8, 0.1, 0.1)  # MMRec's train / valid / test shares per user
+VALID_SHARE = TEST_SHARE = 0.1  # MMRec's 8:1:1 split per user: training keeps the rest
 
 
 def mmrec_split(users: np.ndarray, seed: int) -> np.ndarray:
@@ -231,8 +231,8 @@ def mmrec_split(users: np.ndarray, seed: int) -> np.ndarray:
         if n < 10:
             n_valid = n_test = 1
         else:
-            n_valid = int(round(n * SPLIT_RATIOS[1]))
-            n_test = int(round(n * SPLIT_RATIOS[2]))
+            n_valid = int(round(n * VALID_SHARE))
+            n_test = int(round(n * TEST_SHARE))
         labels[rows[n - n_valid - n_test:n - n_test]] = 1
         labels[rows[n - n_test:]] = 2
     return labels

@@ -85,6 +85,5 @@ def record_means(records: dict[str, list[dict]], metrics: tuple[str, ...] = ("re
     """`seed_means` of run records (label -> one record per seed, e.g. a benchmark's or an ablation
     study's `records`) on their test metrics, each pin named "<prefix><label> <metric>"."""
     frame = pd.DataFrame([{"label": f"{prefix}{label}", **{m: r["test"][m] for m in metrics}}
-                          for label, recs in records.items() for r in recs])
+                          for label, recs in records.items() for r in recs], columns=["label", *metrics])
     return seed_means(frame, "label", metrics)
-

@@ -110,7 +110,7 @@ class Benchmark:
     def __init__(self, ds: Dataset, profile: Profile, results_dir: Path = RESULTS_DIR, tune: bool = True,
                  extra: dict[str, dict[str, Any]] | None = None):
         """`tune=False` runs each entry's defaults; `extra[label]` adds fixed overrides to an entry.
-        Models that use features get every item modality the dataset has."""
+        Models that use features get every item modality of `FEATURE_MODALITIES` (image, text) the dataset has."""
         self.ds, self.profile, self.results_dir, self.tune_grid = ds, profile, results_dir, tune
         self.extra = extra or {}
         self.modalities = feature_modalities(ds)

@@ -69,3 +69,7 @@ def test_record_means_names_pins_by_label_and_metric():
     assert got["toy lightgcn recall@20"] == (pytest.approx(0.15), pytest.approx(2 * 0.0707107, rel=1e-5))
     assert got["toy lightgcn ndcg@20"] == (pytest.approx(0.06), pytest.approx(2 * 0.0141421, rel=1e-5))
     assert got["toy bpr recall@20"] == (pytest.approx(0.3), 1e-4)  # one seed: the floor
+
+
+def test_record_means_of_no_records_is_no_pins():
+    assert pins.record_means({}, ("recall@20", "ndcg@20")) == {}

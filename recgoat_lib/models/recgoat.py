@@ -345,7 +345,8 @@ class RecGOAT(Recommender):
 
     @torch.no_grad()
     def views(self) -> dict[str, Tensor]:
-        """The item views of one eval-mode forward, named as `item_views` names them."""
+        """The item views of one eval-mode forward, named as `item_views` names them (without OAT,
+        "<m>_aligned" is the same tensor as "<m>")."""
         return item_views(self.eval_forward(), self.config.modalities)
 
     def attention(self, branch: str) -> tuple[Tensor, Tensor]:
