@@ -35,6 +35,11 @@ from recgoat_lib.train import TrainConfig, seed_everything
 DIM = 16
 
 
+def small_dataset() -> Dataset:
+    """30 users x 24 items with image, item text and user text: ablation runs train in a second."""
+    return random_dataset(seed=1, n_users=30, n_items=24, name="small")
+
+
 def bench_for(ds: Dataset, tmp_path, seeds=(0, 1)) -> Benchmark:
     profile = Profile(name="quick", datasets=(ds.name,), seeds=seeds, dim=DIM, use_cache=True,
                       train=TrainConfig(epochs=2, batch_size=64, eval_every=1, patience=2, progress=False))
@@ -79,7 +84,7 @@ def test_base_config_is_kept_under_the_ablation():
 
 
 def test_variants_that_need_absent_features_are_reported(tmp_path):
-    ds = random_dataset(seed=1, n_users=30, n_items=24, name="small")
+    ds = small_dataset()
     text_only = Dataset(name="textonly", n_users=ds.n_users, n_items=ds.n_items, interactions=ds.interactions,
                         item_features={"text": ds.item_features["text"]})
     text_bench = bench_for(text_only, tmp_path)  # the benchmark's check serves its models and the variants
@@ -151,7 +156,7 @@ def test_sweep_choice_selects_on_validation_and_reports_test_there():
 
 
 def test_runs_share_the_full_models_runs_and_plot(tmp_path):
-    bench = bench_for(random_dataset(seed=1, n_users=30, n_items=24, name="small"), tmp_path)
+    bench = bench_for(small_dataset(), tmp_path)
     result = run_ablations(bench, [REFERENCE, "w/o CMCL"])
     assert [len(r) for r in result.records.values()] == [2, 2] and not result.missing
     assert result.records["w/o CMCL"][0]["model_config"]["cl_weight"] == 0.0
@@ -170,7 +175,7 @@ def test_runs_share_the_full_models_runs_and_plot(tmp_path):
 
 
 def test_real_text_variants_all_run_on_a_text_only_dataset(tmp_path):
-    ds = random_dataset(seed=1, n_users=30, n_items=24, name="small")
+    ds = small_dataset()
     bench = bench_for(replace(ds, item_features={"text": ds.item_features["text"]}), tmp_path)
     assert {n for n in ABLATIONS if bench.missing_features(ABLATIONS[n].entry())} == {"image only"}
     assert "image only" not in REAL_TEXT_VARIANTS and "text only" not in REAL_TEXT_VARIANTS
@@ -178,7 +183,7 @@ def test_real_text_variants_all_run_on_a_text_only_dataset(tmp_path):
 
 
 def test_budget_ablations_train_under_the_budget_and_share_the_benchmarks_runs(tmp_path):
-    ds = random_dataset(seed=1, n_users=30, n_items=24, name="small")
+    ds = small_dataset()
     budget = Budget(dataset=ds.name, labels=("recgoat",), seeds=(0, 1, 2),
                     train={"epochs": 1, "batch_size": 64, "eval_every": 1, "patience": 1}, tune=False)
     result = run_budget_ablations(budget, (REFERENCE, "w/o CMCL"), seeds=(1,), ds=ds, results_dir=tmp_path)
