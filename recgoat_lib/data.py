@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .dataset import (FEATURE_FILES, MMREC_FEATURE_DIMS, SPLITS, TEXT_FIELDS, DataError, Dataset, item_texts,
-                      kcore, mmrec_split, prepare_interactions, validate)
+from .dataset import (FEATURE_FILES, MMREC_FEATURE_DIMS, MMREC_SIZES, SPLITS, TEXT_FIELDS, DataError, Dataset,
+                      item_texts, kcore, mmrec_split, prepare_interactions, validate)
 from .toy import make_toy
 
-__all__ = ["FEATURE_FILES", "MMREC_FEATURE_DIMS", "SPLITS", "TEXT_FIELDS", "DataError", "Dataset", "item_texts",
-           "kcore", "mmrec_split", "prepare_interactions", "validate", "USER_FEATURE_FILES", "ITEM_TEXT_FILE",
-           "DATA_ROOT_ENV", "FEATURE_DIR_ENV", "REPO_ROOT", "data_root", "read_inter", "feature_dir", "load_dataset",
-           "load_mmrec", "available_datasets", "repo_relative", "shown_path", "check_mmrec_features"]
+__all__ = ["FEATURE_FILES", "MMREC_FEATURE_DIMS", "MMREC_SIZES", "SPLITS", "TEXT_FIELDS", "DataError", "Dataset",
+           "item_texts", "kcore", "mmrec_split", "prepare_interactions", "validate", "USER_FEATURE_FILES",
+           "ITEM_TEXT_FILE", "DATA_ROOT_ENV", "FEATURE_DIR_ENV", "REPO_ROOT", "data_root", "read_inter", "feature_dir",
+           "load_dataset", "load_mmrec", "available_datasets", "repo_relative", "shown_path", "check_mmrec_features"]
 
 USER_FEATURE_FILES = {"text": "user_text_feat.npy"}
 ITEM_TEXT_FILE = "item_text.tsv"

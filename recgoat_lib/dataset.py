@@ -18,6 +18,9 @@ SPLITS = ("train", "valid", "test")
 FEATURE_FILES = {"text": "text_feat.npy", "image": "image_feat.npy"}
 # Columns of MMRec's released feature files: 4096-d image CNN features, 384-d sentence-transformer text.
 MMREC_FEATURE_DIMS = {"image": 4096, "text": 384}
+# Users and items of MMRec's Amazon datasets as published (tests/test_data.py checks them against the
+# files under the data root): the sizes at which paper-scale costs are estimated without the data.
+MMREC_SIZES = {"baby": (19445, 7050), "sports": (35598, 18357), "clothing": (39387, 23033)}
 
 
 class DataError(ValueError):

@@ -1,7 +1,9 @@
 """Shared test data and helpers. Fixtures: the toy dataset (built once per session, also with random text
 features) and a tiny hand-made dataset. Plain helpers, imported with `from conftest import ...`:
 `real_data_or_skip`, `random_dataset` (a small random dataset with every feature RecGOAT uses) and
-`fixed_scores` (a model whose scores are a given matrix)."""
+`fixed_scores` (a model whose scores are a given matrix). An autouse guard fails the session when a test
+added, changed or removed a file under results/ or figures/ (the committed results), the content-keyed
+feature cache results/cache/ excepted."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,9 +11,31 @@ import pandas as pd
 import pytest
 import torch
 
-from recgoat_lib.data import Dataset, data_root
+from recgoat_lib.data import REPO_ROOT, Dataset, data_root
 from recgoat_lib.estimators import FixedEmbeddings
 from recgoat_lib.toy import make_toy
+
+
+GUARDED = ("results", "figures")
+UNGUARDED = REPO_ROOT / "results" / "cache"
+
+
+def committed_results() -> dict[str, tuple[int, int]]:
+    """(mtime_ns, size) of every file under the guarded folders, the feature cache excepted."""
+    return {str(f.relative_to(REPO_ROOT)): (f.stat().st_mtime_ns, f.stat().st_size)
+            for folder in GUARDED for f in (REPO_ROOT / folder).rglob("*")
+            if f.is_file() and UNGUARDED not in f.parents}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def results_untouched():
+    """Tests write into temporary folders only: the records, tables, pins and figures a clone ships
+    must be exactly as they were after the session (a leaked table once went unnoticed)."""
+    before = committed_results()
+    yield
+    after = committed_results()
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"tests wrote into the committed results: {changed[:10]}"
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recgoat_lib.data import (Dataset, DataError, kcore, load_dataset, load_mmrec, mmrec_split,
+from recgoat_lib.data import (MMREC_SIZES, Dataset, DataError, kcore, load_dataset, load_mmrec, mmrec_split,
                               prepare_interactions, read_inter)
 from conftest import real_data_or_skip
 
@@ -184,6 +184,14 @@ def test_toy_interactions_follow_the_latent_topics(toy):
     u, i = toy.split_pairs("train")
     pref = toy.latent["user_topic_pref"][u, toy.latent["item_topic"][i]]
     assert pref.mean() > 2 * (1 / toy.latent["user_topic_pref"].shape[1])
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize("name", sorted(MMREC_SIZES))
+def test_real_datasets_have_the_published_sizes(name):
+    real_data_or_skip(name)
+    s = load_dataset(name).stats()
+    assert (s["users"], s["items"]) == MMREC_SIZES[name]
 
 
 @pytest.mark.real_data
