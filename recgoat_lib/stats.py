@@ -128,3 +128,10 @@ def p_text(p: float) -> str:
     """A p-value for a table, to two significant digits; "<1e-300" where it underflowed to 0.0 in double
     precision (scipy returns 0.0 below about 1e-308, and a printed "0" would read as certainty)."""
     return "<1e-300" if p == 0 else f"{p:.2g}"
+
+
+def shown(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    """`table` for display: its p-value columns (names ending in "_p") as `p_text`, so that a p of 1e-13
+    does not print as 0.0000, and its other numbers rounded to `digits`."""
+    p_columns = [c for c in table.columns if str(c).endswith("_p")]
+    return table.round(digits).assign(**{c: table[c].map(p_text) for c in p_columns})

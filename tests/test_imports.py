@@ -26,8 +26,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("models", ("models.*", "ot", "sequential.models")),
     ("training and measurement", ("evaluate", "train", "presets", "sequential.evaluate", "sequential.train",
                                   "estimators", "alignment", "lm_analysis")),
-    ("experiments", ("runner", "stats", "protocol", "ablations", "study", "theory", "semantic_gap", "dry_run",
-                     "investigations", "report", "pins")),
+    ("experiments", ("runner", "stats", "lineups", "protocol", "ablations", "study", "theory", "semantic_gap",
+                     "dry_run", "investigations", "report", "pins")),
 )
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy import stats as sps
 
 from recgoat_lib import protocol as bm
 from recgoat_lib.presets import GRIDS, Budget, get_profile
-from recgoat_lib.stats import compare_runs, p_text, paired_t, paired_test, seed_averaged_per_user
+from recgoat_lib.stats import compare_runs, p_text, paired_t, paired_test, seed_averaged_per_user, shown
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -158,3 +159,12 @@ def test_p_text_never_prints_an_underflowed_p_as_zero():
     big = paired_test(np.arange(20000) % 7 + 10.0, np.arange(20000) % 7 + 0.1 * (np.arange(20000) % 3))
     assert big.t_p == 0.0  # scipy's p underflows for a shift this large over 20k users
     assert p_text(big.t_p) == "<1e-300" and p_text(0.0312) == "0.031" and p_text(1.3e-153) == "1.3e-153"
+
+
+def test_shown_keeps_small_p_values_readable_and_rounds_the_rest():
+    table = pd.DataFrame({"metric": ["ndcg@10", "hit@10"], "mean_diff": [0.019123, 0.035149],
+                          "t_p": [1.2e-13, 0.0], "wilcoxon_p": [0.0312, 0.5]})
+    out = shown(table)
+    assert out["t_p"].tolist() == ["1.2e-13", "<1e-300"] and out["wilcoxon_p"].tolist() == ["0.031", "0.5"]
+    assert out["mean_diff"].tolist() == [0.0191, 0.0351] and out["metric"].tolist() == ["ndcg@10", "hit@10"]
+    assert table["t_p"].tolist() == [1.2e-13, 0.0]  # the input is left as it was
