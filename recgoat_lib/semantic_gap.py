@@ -386,6 +386,19 @@ def distortion_effects(runs: pd.DataFrame, metric: str = "recall@20", k: float =
                           **_rule(s.loc[(d, 1.0, 0.0, v)], s.loc[(*ref, v)], k)} for d in kinds for v in variants])
 
 
+def where_injection_hurts(runs: pd.DataFrame, table: pd.DataFrame, metric: str = "recall@20") -> pd.DataFrame:
+    """The settings at which naive LM injection is below LightGCN by the rule (the paper's motivating
+    case, found on the dials), with the mean `metric` of injection, LightGCN and RecGOAT there and the
+    verdicts of RecGOAT against LightGCN and of each alignment part (`verdicts`' table)."""
+    inject = "LM inject - LightGCN"
+    hurt = table[(table["comparison"] == inject) & (table["verdict"] == "lower")][SETTING]
+    means = summary(runs, metric).pivot_table(index=SETTING, columns="variant", values="mean")
+    rest = [c for c in COMPARISONS if c != inject]
+    said = table[table["comparison"].isin(rest)].pivot(index=SETTING, columns="comparison", values="verdict")
+    return (hurt.merge(means[["LM inject", ID_ONLY, "RecGOAT"]].reset_index(), on=SETTING)
+            .merge(said[rest].reset_index(), on=SETTING))
+
+
 def first_gap(table: pd.DataFrame, comparison: str, verdict: str, dilution: float,
               distortion: str = "warp") -> float | None:
     """The smallest gap (of `distortion`, gap 0 included) at `dilution` where `comparison` reaches

@@ -123,6 +123,11 @@ def test_verdicts_follow_the_rule_on_the_seed_spread():
     assert by[(0.0, "RecGOAT - LightGCN")] == "tie"
     assert sg.first_gap(table, "LM inject - LightGCN", "lower", 0.0) == 1.0
     assert sg.first_gap(table, "RecGOAT - LightGCN", "lower", 0.0) is None
+    hurts = sg.where_injection_hurts(pd.DataFrame(rows), table)
+    assert hurts[sg.SETTING].values.tolist() == [["warp", 1.0, 0.0]]  # only where injection is lower
+    row = hurts.iloc[0]
+    assert (row["LM inject"], row["LightGCN"], row["RecGOAT"]) == pytest.approx((0.20, 0.30, 0.30))
+    assert row["RecGOAT - LightGCN"] == "tie" and row["OAT: RecGOAT - w/o OAT"] == "tie"
 
 
 def test_on_axis_interpolates_within_the_curve():
