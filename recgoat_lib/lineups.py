@@ -45,7 +45,7 @@ class MethodSetup:
 
 
 def method_setup(profile: str, dataset: str, epochs: int | None = None, knn_k: int | None = None) -> MethodSetup:
-    """The named profile (its epochs capped by `epochs` when given) on `dataset`, loaded with its LM
+    """The named profile (its epoch cap set to `epochs` when given) on `dataset`, loaded with its LM
     item and user features; `knn_k` None takes RecGOAT's k on that dataset under the profile."""
     p = get_profile(profile, **({"epochs": epochs} if epochs else {}))
     print(f"training budget: at most {p.train.epochs} epochs, validation every {p.train.eval_every}, "
