@@ -1,9 +1,9 @@
 """Published reference numbers on MMRec's splits (full ranking, test at best validation Recall@20).
 
-Source (BM3 and LGMRec on Sports: Recall@20 only, as MMRec's leaderboard quotes them): MMRec's
-evaluation table (Zhou et al., "A Comprehensive Survey on Multimodal Recommender
-Systems" / MMRec toolbox), as quoted in the data root's README and in
-docs/paper.md#reference-numbers-cited-not-measured. Cited, not measured; tables put them next to
+Source: MMRec's evaluation tables (Zhou et al., "A Comprehensive Survey on Multimodal Recommender
+Systems" / MMRec toolbox) for BPR, LightGCN, VBPR and FREEDOM; BM3 and LGMRec on Sports (Recall@20
+only) were collected from published results on the same splits and are not yet checked against those
+models' papers (docs/paper.md#reference-numbers-cited-not-measured). Cited, not measured; tables put them next to
 what this code measures so the gap is visible.
 """
 from __future__ import annotations
