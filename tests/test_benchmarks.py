@@ -1,5 +1,6 @@
 """Helpers of the speed/memory benchmark (benchmarks/): exponent fits, synthetic scaled graphs,
 timing-only features and the target table. No timing assertions."""
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from recgoat_lib.data import REPO_ROOT, load_dataset
 sys.path.insert(0, str(REPO_ROOT))  # benchmarks/ is a top-level package run from the repo root, not installed
 from benchmarks.measure import extrapolate_power, growth_exponent, scaled_dataset, timing_features  # noqa: E402
 from benchmarks.run import SCALES, TARGETS, check_targets, oat_points  # noqa: E402
+from benchmarks import step_profile  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -277,3 +279,14 @@ def test_propagation_floor_chains_its_products(monkeypatch):
     inputs.clear()
     _chained_spmm(torch.eye(3).to_sparse_csr(), x, layers=3, chained=False)
     assert len(inputs) == 6 and all(h is x for h in inputs)
+
+
+def test_step_profile_records_the_top_operators_per_thread_count(tmp_path):
+    tiny = {"shape": [60, 40, 400], "item_dims": {"text": 8}, "user_dims": {"text": 8}}
+    path = step_profile.main(["--threads", "1", "--out", str(tmp_path), "--data", json.dumps(tiny)])
+    record = json.loads(path.read_text())
+    assert record["errors"] == {} and record["task"]["data"] == tiny
+    table = pd.read_csv(tmp_path / f"{record['label']}.csv")
+    assert set(table["threads"]) == {1} and len(table) > 3 and (table["step_s"] > 0).all()
+    assert table["share"].is_monotonic_decreasing and 0 < table["share"].sum() <= 1
+    assert {"operator", "calls", "self_s"} <= set(table.columns)
