@@ -215,6 +215,7 @@ NOTEBOOK_PARAMETERS: Mapping[str, str] = {
     "SEQ_BATCH": "batch size of the sequential models",
     "SEQ_LR": "learning rate of the sequential models",
     "SEQ_LAYERS": "layers of the sequential models",
+    "SEQ_SELECT": "validation metric that picks the sequential models' best epoch",
     "BENCHMARK": "which results/benchmarks/<label>.json to plot",
     "REAL_DATA": "recompute the real-data statistics (minutes) instead of showing the stored table",
 }
