@@ -37,10 +37,9 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--data", default=None, help="another task data dict as JSON (tests: a tiny shape)")
     args = parser.parse_args(argv)
     start, t0 = machine(), time.perf_counter()
-    task = {"task": "model", "model": "recgoat", "data": SPORTS, "dim": DIM, "batches": BATCHES,
-            "profile": True, "batch_size": BATCH_SIZE, "overrides": {"modalities": list(SPORTS["item_dims"])}}
-    if args.data is not None:
-        task["data"] = json.loads(args.data)
+    data = SPORTS if args.data is None else json.loads(args.data)
+    task = {"task": "model", "model": "recgoat", "data": data, "dim": DIM, "batches": BATCHES,
+            "profile": True, "batch_size": BATCH_SIZE, "overrides": {"modalities": list(data["item_dims"])}}
     rows, errors = [], {}
     for threads in args.threads:
         out = run_task(task, TIMEOUT_S, threads)

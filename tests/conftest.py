@@ -22,9 +22,9 @@ UNGUARDED = REPO_ROOT / "results" / "cache"
 
 def committed_results() -> dict[str, tuple[int, int]]:
     """(mtime_ns, size) of every file under the guarded folders, the feature cache excepted."""
-    return {str(f.relative_to(REPO_ROOT)): (f.stat().st_mtime_ns, f.stat().st_size)
-            for folder in GUARDED for f in (REPO_ROOT / folder).rglob("*")
-            if f.is_file() and UNGUARDED not in f.parents}
+    files = (f for folder in GUARDED for f in (REPO_ROOT / folder).rglob("*")
+             if f.is_file() and UNGUARDED not in f.parents)
+    return {str(f.relative_to(REPO_ROOT)): (st.st_mtime_ns, st.st_size) for f in files for st in [f.stat()]}
 
 
 @pytest.fixture(scope="session", autouse=True)
