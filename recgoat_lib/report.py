@@ -1,5 +1,6 @@
-"""The README's generated parts: tables copied from results/tables/, the departure table, the
-status paragraph, notebook wall times. `python -m recgoat_lib.report` refreshes them all.
+"""The generated parts of the README and the docs pages: tables copied from results/tables/, the
+departure table, the status paragraph, notebook wall times. `python -m recgoat_lib.report` refreshes
+them all.
 
 The figure and table writers live in `tables` and are re-exported here for the notebooks.
 """
@@ -20,9 +21,10 @@ from .study import SPORTS_CONVERGED, verdict
 from .tables import FIGURES_DIR, TABLES_DIR, save_figure, save_table, set_style
 
 __all__ = ["FIGURES_DIR", "TABLES_DIR", "save_figure", "save_table", "set_style", "departure_table", "status",
-           "render_readme", "update_readme", "notebook_durations", "recgoat_settings_table"]
+           "render_tables", "update_documents", "notebook_durations", "recgoat_settings_table"]
 
 README = REPO_ROOT / "README.md"
+DOCS_DIR = REPO_ROOT / "docs"
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 
 
@@ -151,10 +153,10 @@ def status(tables_dir: Path = TABLES_DIR) -> str:
 TABLE_BLOCK = re.compile(r"(<!-- table:([\w\-]+) -->\n).*?(<!-- /table -->)", re.S)
 
 
-def render_readme(text: str, tables_dir: Path = TABLES_DIR) -> tuple[str, list[str]]:
+def render_tables(text: str, tables_dir: Path = TABLES_DIR) -> tuple[str, list[str]]:
     """`text` with every `<!-- table:NAME -->...<!-- /table -->` block replaced by results/tables/NAME.md,
     and the names filled (a marker whose table is missing says so instead). Pure: writes nothing, so
-    tests can check that the committed README equals what the committed tables give."""
+    tests can check that each committed document equals what the committed tables give."""
     filled = []
 
     def fill(m: re.Match) -> str:
@@ -167,14 +169,22 @@ def render_readme(text: str, tables_dir: Path = TABLES_DIR) -> tuple[str, list[s
     return TABLE_BLOCK.sub(fill, text), filled
 
 
-def update_readme(readme: Path = README, tables_dir: Path = TABLES_DIR) -> list[str]:
-    """Fill every table block of README.md from results/tables/ (see `render_readme`); returns the names filled.
+def documents(docs_dir: Path = DOCS_DIR) -> list[Path]:
+    """The markdown files whose table blocks `report` fills: README.md and every page under docs/."""
+    return [README, *sorted(docs_dir.glob("*.md"))]
 
-    Tables are only ever copied from what the pipeline wrote, so the README cannot drift from
+
+def update_documents(paths: list[Path] | None = None, tables_dir: Path = TABLES_DIR) -> dict[str, list[str]]:
+    """Fill every table block of each document (README.md and docs/*.md by default) from
+    results/tables/ (see `render_tables`); returns, per file name, the table names filled.
+
+    Tables are only ever copied from what the pipeline wrote, so no document can drift from
     the code's numbers.
     """
-    text, filled = render_readme(readme.read_text(), tables_dir)
-    readme.write_text(text)
+    filled = {}
+    for path in documents() if paths is None else paths:
+        text, filled[path.name] = render_tables(path.read_text(), tables_dir)
+        path.write_text(text)
     return filled
 
 
@@ -212,4 +222,5 @@ if __name__ == "__main__":
     print("wrote", save_table(recgoat_settings_table(), "paper_recgoat_settings", None, float_format="%.4g"))
     (TABLES_DIR / "status.md").write_text(status() + "\n")
     print("wrote", repo_relative(TABLES_DIR / "status.md"))
-    print("README tables filled:", update_readme())
+    for name, tables in update_documents().items():
+        print(f"{name} tables filled:", tables)

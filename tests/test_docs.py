@@ -3,9 +3,9 @@
 - No tracked file cites the working notes outside the repository (PAPER.md, DESIGN.md or anything
   under ../shared other than the default data root ../shared/data, which is a path the code reads,
   not a citation).
-- Every `docs/paper.md#anchor` used anywhere (library, notebooks, tests, README, docs), every
-  in-page `#anchor` link of docs/paper.md and every `README.md#anchor` link resolves to a heading,
-  with GitHub's anchor rules.
+- Every `docs/paper.md#anchor`, `docs/performance.md#anchor` and `README.md#anchor` link used
+  anywhere (library, notebooks, tests, README, docs) and every in-page `#anchor` link of those three
+  files resolves to a heading, with GitHub's anchor rules.
 """
 from __future__ import annotations
 
@@ -20,8 +20,7 @@ PAPER = REPO / "docs" / "paper.md"
 THIS = Path(__file__).resolve()
 
 FORBIDDEN = re.compile(r"PAPER\.md|DESIGN\.md|\.\./shared/(?!data/)|shared/docs")  # case matters: docs/paper.md is ours
-PAPER_LINK = re.compile(r"docs/paper\.md#([A-Za-z0-9_\-]+)")
-README_LINK = re.compile(r"README\.md#([A-Za-z0-9_\-]+)")
+PAGES = (PAPER, REPO / "docs" / "performance.md", REPO / "README.md")
 IN_PAGE_LINK = re.compile(r"\]\(#([A-Za-z0-9_\-]+)\)")
 TEXT_SUFFIXES = {".py", ".md", ".ipynb", ".txt", ".toml", ".yml", ".yaml", ".sh", ".cfg", ".ini", ".json", ".csv"}
 
@@ -94,9 +93,14 @@ def test_nothing_cites_notes_outside_the_repository():
     assert not hits, "cite docs/paper.md instead of notes outside the repository:\n" + "\n".join(hits)
 
 
-@pytest.mark.parametrize("target, pattern", [(PAPER, PAPER_LINK), (REPO / "README.md", README_LINK)],
-                         ids=["docs/paper.md", "README.md"])
-def test_every_anchor_link_resolves(target, pattern):
+def link_pattern(page: Path) -> re.Pattern:
+    """Links into `page` by its file name (`paper.md#x`, `../README.md#x`, `docs/performance.md#x`)."""
+    return re.compile(re.escape(page.name) + r"#([A-Za-z0-9_\-]+)")
+
+
+@pytest.mark.parametrize("target", PAGES, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_anchor_link_resolves(target):
+    pattern = link_pattern(target)
     have = anchors(read(target))
     broken = []
     for path in tracked_files():

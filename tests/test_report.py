@@ -1,4 +1,4 @@
-"""README tables are copied from results/tables, never typed."""
+"""The tables of the README and the docs pages are copied from results/tables, never typed."""
 import json
 import re
 
@@ -7,17 +7,19 @@ import pytest
 
 from recgoat_lib.departures import DEPARTURES
 from recgoat_lib.report import (README, TABLE_BLOCK, departure_table, notebook_durations, recgoat_settings_table,
-                                render_readme, save_table, update_readme)
+                                documents, render_tables, save_table, update_documents)
 
 
-def test_update_readme_copies_generated_tables(tmp_path, monkeypatch):
+def test_update_documents_copies_generated_tables(tmp_path, monkeypatch):
     monkeypatch.setattr("recgoat_lib.tables.TABLES_DIR", tmp_path)
     save_table(pd.DataFrame({"model": ["a", "b"], "recall@20": [0.12345, None], "note": [None, "x"]}), "demo")
-    readme = tmp_path / "README.md"
+    readme, page = tmp_path / "README.md", tmp_path / "page.md"
     readme.write_text("x\n<!-- table:demo -->\nold\n<!-- /table -->\n<!-- table:absent -->\n<!-- /table -->\n")
-    assert update_readme(readme, tmp_path) == ["demo"]
+    page.write_text("y\n<!-- table:demo -->\n<!-- /table -->\n")
+    assert update_documents([readme, page], tmp_path) == {"README.md": ["demo"], "page.md": ["demo"]}
     text = readme.read_text()
     assert "0.1235" in text and "old" not in text and "not generated yet" in text
+    assert "0.1235" in page.read_text()
     assert (tmp_path / "demo.tex").exists() and (tmp_path / "demo.csv").exists()
     assert "nan" not in text and "nan" not in (tmp_path / "demo.tex").read_text()  # missing cells are blank
 
@@ -49,18 +51,21 @@ def test_departure_table_computes_the_measured_effect_from_the_ablation_table(tm
 
 
 def drifted_tables(text: str) -> list[str]:
-    """Names of the README table blocks whose content differs from what `render_readme` writes."""
-    rendered = {m.group(2): m.group(0) for m in TABLE_BLOCK.finditer(render_readme(text)[0])}
+    """Names of the table blocks whose content differs from what `render_tables` writes."""
+    rendered = {m.group(2): m.group(0) for m in TABLE_BLOCK.finditer(render_tables(text)[0])}
     return [m.group(2) for m in TABLE_BLOCK.finditer(text) if m.group(0) != rendered[m.group(2)]]
 
 
-def test_committed_readme_tables_equal_their_sources():
-    """Every generated block of the committed README is exactly the committed results/tables/NAME.md."""
-    text = README.read_text()
+@pytest.mark.parametrize("doc", documents(), ids=lambda p: p.name)
+def test_committed_document_tables_equal_their_sources(doc):
+    """Every generated block of the committed README and docs pages is exactly the committed
+    results/tables/NAME.md (a page without blocks passes: it has nothing generated)."""
+    text = doc.read_text()
     names = [m.group(2) for m in TABLE_BLOCK.finditer(text)]
-    assert names and render_readme(text)[1] == names, "a README table has no results/tables/NAME.md"
-    assert drifted_tables(text) == [], "README tables differ from results/tables/: run python -m recgoat_lib.report"
-    assert render_readme(text)[0] == text
+    assert names or doc != README, "the README has no generated tables"
+    assert render_tables(text)[1] == names, f"a {doc.name} table has no results/tables/NAME.md"
+    assert drifted_tables(text) == [], f"{doc.name} differs from results/tables/: run python -m recgoat_lib.report"
+    assert render_tables(text)[0] == text
 
 
 def test_a_hand_edited_readme_number_is_caught():
