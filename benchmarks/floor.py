@@ -52,7 +52,7 @@ def extract(ref: str, into: Path) -> str:
 def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before-ref", default="main", help="git ref of the code to compare against")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: the README's epoch figures)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: docs/performance.md's epochs)")
     parser.add_argument("--calls", type=int, default=4, help="timed rounds of step + floor per shape")
     parser.add_argument("--rounds", type=int, default=3, help="before/after processes per version")
     parser.add_argument("--batches", type=int, default=6, help="timed batches per Sports epoch estimate")

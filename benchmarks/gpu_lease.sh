@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything this project checks on a lent GPU, as one script with two phases, because a lease is
-# short and what one call can carry is limited (README, Performance: "On a GPU").
+# short and what one call can carry is limited (README, Profiles: "On a GPU").
 #
 #   gpu_lease.sh checks OUT DATA_ROOT
 #       the CUDA tests (tests/test_cuda.py); a call that carries little else can carry large files for

@@ -189,7 +189,7 @@ def update_documents(paths: list[Path] | None = None, tables_dir: Path = TABLES_
 
 
 BENCHMARKS_DIR = REPO_ROOT / "results" / "benchmarks"
-# Speed-suite outputs shown in the README: (CSV under results/benchmarks, table name, columns).
+# Speed-suite outputs shown in the README and docs/performance.md: (CSV under results/benchmarks, table name, columns).
 BENCHMARK_TABLES = (
     ("cpu_floor_targets.csv", "efficiency_floor_targets", None),
     ("cpu_floor_steps.csv", "efficiency_floor_steps",
@@ -206,7 +206,7 @@ BENCHMARK_TABLES = (
 
 
 def benchmark_tables(bench_dir: Path = BENCHMARKS_DIR) -> list[Path]:
-    """Copy the speed suite's committed outputs the README shows into results/tables/ (as measured)."""
+    """Copy the speed suite's committed outputs the documents show into results/tables/ (as measured)."""
     written = []
     for csv, name, cols in BENCHMARK_TABLES:
         if (bench_dir / csv).exists():
