@@ -47,14 +47,16 @@ class MethodSetup:
 def method_setup(profile: str, dataset: str, epochs: int | None = None, knn_k: int | None = None) -> MethodSetup:
     """The named profile (its epoch cap set to `epochs` when given) on `dataset`, loaded with its LM
     item and user features; `knn_k` None takes RecGOAT's k on that dataset under the profile."""
-    p = get_profile(profile, **({"epochs": epochs} if epochs else {}))
+    if knn_k is not None and knn_k < 1:
+        raise ValueError(f"method_setup: knn_k must be >= 1 neighbours (None takes RecGOAT's k), got {knn_k}")
+    p = get_profile(profile, **({"epochs": epochs} if epochs is not None else {}))
     print(f"training budget: at most {p.train.epochs} epochs, validation every {p.train.eval_every}, "
           f"patience {p.train.patience}, seeds {p.seeds}")
     settings = p.model_settings("recgoat", dataset)
     ds = load_dataset(dataset)
     if "text" not in ds.user_features:
         ds = with_lm_features(ds, progress=False)
-    return MethodSetup(p, ds, settings, knn_k or make_config("recgoat", **settings.model).knn_k)
+    return MethodSetup(p, ds, settings, make_config("recgoat", **settings.model).knn_k if knn_k is None else knn_k)
 
 
 def plot_seed_metrics(runs: pd.DataFrame, metrics: tuple[str, ...] = ("recall@20", "ndcg@20"),

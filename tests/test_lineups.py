@@ -3,6 +3,7 @@ settings, and the per-seed metric plot."""
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from recgoat_lib import lineups
 from recgoat_lib.presets import PAPER_RECGOAT
@@ -17,6 +18,8 @@ def test_method_setup_takes_recgoats_settings_and_k_from_the_profile(monkeypatch
     quick = lineups.method_setup("quick", "toy", knn_k=7)
     assert quick.profile.train.epochs == 40 and quick.knn_k == 7 and quick.base["knn_k"] == 7
     assert quick.base["dim"] == quick.profile.dim
+    with pytest.raises(ValueError, match="knn_k must be >= 1"):  # not silently RecGOAT's default k
+        lineups.method_setup("quick", "toy", knn_k=0)
 
 
 def test_lineup_gives_recgoat_variants_recgoats_training_settings_only(monkeypatch, toy_text):
