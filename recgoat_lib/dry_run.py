@@ -123,9 +123,6 @@ def dry_run(dataset: str, epochs: int = 2, threads: int = 1, max_batches: int | 
                   peak_cuda_mb=rec.get("peak_cuda_mb"))
 
 
-OWN_RECORDS = 2  # a model's own records set its epochs per run from this many on
-
-
 def study_plan(study: Study, max_batches: int = 10, threads: int = 1, seed: int = 2025) -> pd.DataFrame:
     """The CPU plan of a study's remaining runs on this machine, from epoch times measured now
     (`time_models`, then `plan_from_timings`)."""
@@ -155,11 +152,12 @@ def time_models(study: Study, max_batches: int = 10, threads: int = 1,
 def plan_from_timings(study: Study, timings: Mapping[str, tuple[float, float]],
                       results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
     """The hours each model's remaining runs take. A run's length is unknown before it early-stops, so
-    the epochs per run are the mean `epochs_run` of the model's own records when it has at least
-    `OWN_RECORDS` (one early stop says little about the next), else of all the study's records, else the
-    cap; the table says which. Once a model's grid point is chosen, its own records are those at that
-    point: its remaining runs are that point's seeds, and a grid point that lost (RecGOAT at cl_weight
-    0.005 stopped at epoch 23, the chosen 0.032 at 172) says little about them. The seconds per epoch
+    the epochs per run are the mean `epochs_run` of the model's own records, else of all the study's
+    records, else the cap; the table says which ("its one record" when there is one: a single early
+    stop is a rough guess of the next, but the study's runs of other models, from BPR's 40 epochs to
+    RecGOAT released's 335, are a worse one). Once a model's grid point is chosen, its own records are
+    those at that point: its remaining runs are that point's seeds, and a grid point that lost (RecGOAT
+    at cl_weight 0.005 stopped at epoch 23, the chosen 0.032 at 172) says little about them. The seconds per epoch
     are the mean of what those records took as they ran on a CPU (on this machine the study's runs share
     the cores, which a model timed alone does not; runs made on a lent GPU say nothing about CPU hours),
     else `timings` (epoch, evaluation seconds, timed alone)."""
@@ -173,8 +171,8 @@ def plan_from_timings(study: Study, timings: Mapping[str, tuple[float, float]],
         epoch_s, eval_s = timings[label]
         mine = list(chosen[label].values()) if label in chosen else done[label]
         own = [r["epochs_run"] for r in mine]
-        if len(own) >= OWN_RECORDS:
-            epochs, source = np.mean(own), "its records"
+        if own:
+            epochs, source = np.mean(own), "its records" if len(own) > 1 else "its one record"
         else:
             epochs, source = (np.mean(everyone), "the study's records") if everyone else (study.train.epochs, "the cap")
         as_run = [epoch_seconds(r) for r in mine if run_device(r) == "cpu"]

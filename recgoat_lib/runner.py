@@ -278,6 +278,9 @@ def train_spec(s: RunSpec, data: RunData, key: str, results_dir: Path, threads: 
             "peak_rss_mb": res.peak_rss_mb, "peak_cuda_mb": res.peak_cuda_mb,
             "n_parameters": sum(p.numel() for p in model.parameters()),
             "device": str(resolve_device(s.train.device)), "threads": torch.get_num_threads(),
+            # the vector instruction set torch's CPU kernels used (AVX2, AVX512, ...): the last bits of
+            # a float sum, and after enough epochs a seed's metrics, depend on it
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "torch": torch.__version__, "library_version": __version__, "git_commit": commit, "git_dirty": dirty,
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         }

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import Dataset, load_dataset
+from .data import Dataset, available_datasets, load_dataset, shown_path
 from .determinism import pin_threads
 from .lm import as_encoder, encode_items, with_lm_features
 from .runner import RESULTS_DIR, Lineup, run_lineup
@@ -485,7 +485,6 @@ def plot_placement(placement: pd.DataFrame, value: float | None = None, label: s
 
 SPORTS_TRAIN = TrainConfig(epochs=4, batch_size=4096, lr=5e-3, eval_every=2, patience=1, progress=False)
 SPORTS_SEED = 2025
-SPORTS_TABLE = "sports_semantic_gap"
 
 
 def real_statistics(name: str = "sports", train: TrainConfig = SPORTS_TRAIN, seed: int = SPORTS_SEED,
@@ -511,6 +510,24 @@ def real_statistics(name: str = "sports", train: TrainConfig = SPORTS_TRAIN, see
         "probe": "no item labels to probe (item_text.tsv has no categories)" if not categories
                  else "categories present: a category probe is not implemented yet",
     }])
+
+
+def stored_or_recomputed_statistics(recompute: bool, name: str = "sports") -> pd.DataFrame | None:
+    """A real dataset's text-view statistics for notebook 12: recomputed (`real_statistics`, minutes)
+    and saved to results/tables/<name>_semantic_gap when `recompute` and the dataset is under the data
+    root, else the stored table; None, saying why, when neither exists."""
+    from .tables import TABLES_DIR, save_table
+
+    stem = f"{name}_semantic_gap"
+    if recompute and name in available_datasets():
+        print("wrote", save_table(real_statistics(name), stem, None))
+    elif recompute:
+        print(f"{name} is not under the data root (set RECGOAT_DATA_ROOT): recomputation skipped")
+    stored = TABLES_DIR / f"{stem}.csv"
+    if not stored.exists():
+        print(f"no stored {name} statistics ({shown_path(stored)}): run `python -m recgoat_lib.semantic_gap`")
+        return None
+    return pd.read_csv(stored)
 
 
 def main(argv: list[str] | None = None) -> None:

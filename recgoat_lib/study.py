@@ -205,7 +205,7 @@ def tuning_table(study: Study, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
             rows.append({"model": label, "point": format_point(point),
                          f"valid {METRIC} (seed {study.seeds[0]})": f"{r['valid'][METRIC]:.4f}" if r else "not run yet",
                          "best epoch": r["best_epoch"] if r else "", "hours": f"{_hours(r):.2f}" if r else "",
-                         "device": run_device(r) if r else "", "chosen": point == chosen})
+                         "device": run_hardware(r) if r else "", "chosen": point == chosen})
     return pd.DataFrame(rows)
 
 
@@ -252,7 +252,7 @@ def study_table(study: Study, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
         capped = [str(r["seed"]) for r in recs if r["epochs_run"] >= study.train.epochs]
         row["epoch cap hit"] = ", ".join(capped) or ("none" if recs else "")
         row["hours per run"] = ", ".join(f"{_hours(r):.2f}" for r in recs)
-        row["device"] = ", ".join(sorted({run_device(r) for r in recs}))
+        row["device"] = ", ".join(sorted({run_hardware(r) for r in recs}))
         # in backticks: a hash such as 97951e5 must not be read as a number by the table writers
         commits = {f"`{commit_label(r)}`" for r in recs}
         row["commit"] = ", ".join(sorted(commits))
@@ -263,6 +263,14 @@ def study_table(study: Study, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
 def run_device(r: Record) -> str:
     """Where a run trained ("cpu", "cuda"): wall times are only comparable on one device."""
     return r.get("device", "cpu").split(":")[0]
+
+
+def run_hardware(r: Record) -> str:
+    """The device as the tables show it: a CPU run with the vector instruction set its kernels used
+    ("cpu AVX2"; plain "cpu" for records made before runs recorded it), since a seed's numbers can
+    differ between instruction sets as they do between CPU and GPU."""
+    device = run_device(r)
+    return f"{device} {r['cpu_capability']}" if device == "cpu" and r.get("cpu_capability") else device
 
 
 def epoch_seconds(r: Record) -> float:

@@ -43,6 +43,7 @@ def test_cache_hit_and_invalidation(toy, tmp_path, one_thread):
     assert pu["recall@20"].mean() == pytest.approx(first["test"]["recall@20"], rel=1e-6)
     assert first["dataset_checksum"] == toy.checksum() and first["code"] == runner.code_fingerprint()
     assert first["git_commit"] and first["git_dirty"] in (True, False, None)
+    assert first["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
 
 
 def test_code_fingerprint_follows_every_source_file(tmp_path):

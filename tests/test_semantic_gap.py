@@ -153,3 +153,18 @@ def test_placement_map_covers_the_grid_and_dilution_removes_what_the_views_share
     assert at[(0.0, 0.0)] > at[(0.5, 0.0)] > at[(1.0, 0.0)]
     fig = sg.plot_placement(m, float(at[(0.5, 0.0)]), label="probe")
     assert fig.axes[0].collections  # the filled map and the level set were drawn
+
+
+def test_stored_or_recomputed_statistics_recomputes_only_when_asked_and_possible(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("recgoat_lib.tables.TABLES_DIR", tmp_path)
+    monkeypatch.setattr(sg, "available_datasets", lambda: [])
+    assert sg.stored_or_recomputed_statistics(recompute=True) is None  # not under the data root, nothing stored
+    out = capsys.readouterr().out
+    assert "recomputation skipped" in out and "no stored sports statistics" in out
+    measured = pd.DataFrame({"dataset": ["sports"], "text-ID canonical excess": [0.25]})
+    monkeypatch.setattr(sg, "available_datasets", lambda: ["sports"])
+    monkeypatch.setattr(sg, "real_statistics", lambda name: measured)
+    pd.testing.assert_frame_equal(sg.stored_or_recomputed_statistics(recompute=True), measured)
+    assert (tmp_path / "sports_semantic_gap.csv").exists()
+    monkeypatch.setattr(sg, "real_statistics", lambda name: pytest.fail("recomputed without being asked"))
+    pd.testing.assert_frame_equal(sg.stored_or_recomputed_statistics(recompute=False), measured)

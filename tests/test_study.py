@@ -11,7 +11,7 @@ from conftest import real_data_or_skip
 from recgoat_lib.ablations import ABLATIONS, released_model
 from recgoat_lib.runner import RESULTS_DIR, load_records, record_path, run, run_many
 from recgoat_lib.stats import PairedTest, compare_runs, p_text, seed_verdict
-from recgoat_lib.study import (SPORTS_CONVERGED, Study, chosen_point, epoch_seconds, label_records,
+from recgoat_lib.study import (SPORTS_CONVERGED, Study, chosen_point, epoch_seconds, label_records, run_hardware,
                                latest_record, missing_runs, plot_curves, remaining_runs, study_records, study_table,
                                tuning_table, verdict)
 from recgoat_lib.train import TrainConfig
@@ -195,7 +195,8 @@ def test_plan_from_timings_counts_the_runs_left_and_their_epochs(toy, tmp_path):
     assert plan.loc["mf", "hours left"] == pytest.approx(2 * 3 * 24 / 3600)  # 2 runs x 3 epochs x (20 + 4) s
     run_many(study.specs("bpr")[:1], toy, results_dir=tmp_path)
     plan = dry_run.plan_from_timings(study, timings, tmp_path).set_index("model")
-    assert plan["epochs from"].tolist() == ["the study's records"] * 2  # one record of its own is not enough
+    assert plan["epochs from"].tolist() == ["its one record", "the study's records"]
+    assert plan["epochs per run"].tolist() == [plan.loc["bpr", "epochs per run"]] * 2  # mf: the study's one run
     rec = label_records(study, "bpr", load_records(tmp_path, study.dataset))[0]
     # its one record sets the seconds per epoch (as it ran); mf has none and keeps the timed ones
     assert plan["times from"].tolist() == ["its records", "timed alone"]
@@ -221,7 +222,9 @@ def test_plan_counts_only_the_chosen_points_records_once_a_point_is_chosen(toy, 
                   grids={"bpr": {"reg": (1e-4, 10.0)}})  # reg 10 is the losing point
     run_many(study.tuning_specs("bpr"), toy, results_dir=tmp_path)
     plan = dry_run.plan_from_timings(study, {"bpr": (10.0, 2.0)}, tmp_path).set_index("model")
-    assert plan.loc["bpr", "epochs from"] == "the study's records"  # one record at the chosen point
+    at_point = [r["epochs_run"] for r in study_records(study, load_records(tmp_path, study.dataset))["bpr"].values()]
+    assert plan.loc["bpr", "epochs from"] == "its one record"  # at the chosen point; the losing one not counted
+    assert plan.loc["bpr", "epochs per run"] == at_point[0]
     run_many(study.specs("bpr", {"reg": 1e-4})[1:2], toy, results_dir=tmp_path)
     plan = dry_run.plan_from_timings(study, {"bpr": (10.0, 2.0)}, tmp_path).set_index("model")
     at_point = [r["epochs_run"] for r in study_records(study, load_records(tmp_path, study.dataset))["bpr"].values()]
@@ -268,3 +271,9 @@ def test_a_committed_sports_record_still_comes_out_of_this_code(tmp_path):
     for was, now in zip(committed["history"][:2], again["history"], strict=True):
         assert now["loss"] == pytest.approx(was["loss"], rel=1e-5)
         assert now["select_score"] == pytest.approx(was["select_score"], abs=2e-4)  # a few near-tie flips
+
+
+def test_tables_name_the_cpus_instruction_set_where_a_record_has_it():
+    assert run_hardware({"device": "cpu", "cpu_capability": "AVX2"}) == "cpu AVX2"
+    assert run_hardware({"device": "cpu"}) == "cpu"  # recorded before runs kept it
+    assert run_hardware({"device": "cuda:0", "cpu_capability": "AVX512"}) == "cuda"
