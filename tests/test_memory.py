@@ -65,10 +65,13 @@ def _lightgcn_faults(**env: str) -> dict:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc and /proc: Linux only")
 def test_kept_blocks_stop_the_per_batch_page_faults_and_change_no_value():
     kept, default = _lightgcn_faults(), _lightgcn_faults(**{MALLOC_ENV: "default"})
-    assert sum(default["faults"]) > 10_000  # glibc's defaults: the blocks are mapped afresh batch after batch
-    # kept: the typical batch maps nothing new; the heap still grows now and then by one block (1656 pages),
-    # a few times in 16 batches on a busy machine, which a sum would count against the setting
-    assert np.median(kept["faults"]) < np.median(default["faults"]) / 10
+    assert sum(default["faults"]) > 10_000  # glibc's defaults: blocks are mapped afresh, batch after batch
+    # kept: the typical batch maps no new block (one block is 1656 pages or more); the heap still grows
+    # now and then by a block, a few times in 16 batches on a busy machine. Under the defaults, how many
+    # batches map afresh varies with the machine and its load (on an AVX2 CPU under a parallel test run,
+    # more than half of them mapped nothing), so the comparison is of the totals, not of the medians.
+    assert np.median(kept["faults"]) < 100
+    assert sum(kept["faults"]) < sum(default["faults"]) / 2
     assert kept["loss"] == default["loss"]
 
 
