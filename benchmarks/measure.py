@@ -19,13 +19,15 @@ from recgoat_lib.data import Dataset
 
 
 def machine() -> dict[str, object]:
-    """What the numbers were measured on: device label, CPU cores available, load average now."""
+    """What the numbers were measured on: device label, CPU cores available and the vector instruction
+    set torch's CPU kernels use (AVX2, AVX512, ...), load average now."""
     cuda = torch.cuda.is_available()
     return {
         "device": "cuda" if cuda else "cpu",
         "device_name": torch.cuda.get_device_name(0) if cuda else platform.processor() or platform.machine(),
         "gpu_available": cuda,
         "cpu_cores": len(os.sched_getaffinity(0)),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "load_average": [round(x, 2) for x in os.getloadavg()],

@@ -8,11 +8,12 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from recgoat_lib.data import REPO_ROOT, load_dataset
 
 sys.path.insert(0, str(REPO_ROOT))  # benchmarks/ is a top-level package run from the repo root, not installed
-from benchmarks.measure import extrapolate_power, growth_exponent, scaled_dataset, timing_features  # noqa: E402
+from benchmarks.measure import extrapolate_power, growth_exponent, machine, scaled_dataset, timing_features  # noqa: E402
 from benchmarks.run import SCALES, TARGETS, check_targets, oat_points  # noqa: E402
 from benchmarks import step_profile  # noqa: E402
 
@@ -290,3 +291,9 @@ def test_step_profile_records_the_top_operators_per_thread_count(tmp_path):
     assert set(table["threads"]) == {1} and len(table) > 3 and (table["step_s"] > 0).all()
     assert table["share"].is_monotonic_decreasing and 0 < table["share"].sum() <= 1
     assert {"operator", "calls", "self_s"} <= set(table.columns)
+
+
+def test_machine_names_what_the_numbers_were_measured_on():
+    m = machine()
+    assert m["device"] in ("cpu", "cuda") and m["cpu_cores"] >= 1 and len(m["load_average"]) == 3
+    assert m["cpu_capability"] == torch.backends.cpu.get_cpu_capability()  # AVX2 and AVX512 differ in the last bits
