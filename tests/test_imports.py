@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("training and measurement", ("evaluate", "train", "presets", "sequential.evaluate", "sequential.train",
                                   "estimators", "alignment", "lm_analysis")),
     ("experiments", ("runner", "stats", "lineups", "protocol", "ablations", "study", "theory", "semantic_gap",
-                     "dry_run", "investigations", "report", "pins")),
+                     "dry_run", "investigations", "report", "pins", "crosscheck")),
 )
 
 
