@@ -20,7 +20,8 @@ from .data import REPO_ROOT
 from .tables import save_table
 
 CROSS_DIR = REPO_ROOT / "results" / "cross_isa"
-# The verdict tables (results/tables/<name>.csv) and the columns that name a row in them.
+# The verdict tables (<name>.csv, as the notebooks write them to results/tables/) and the columns
+# that name a row in them.
 VERDICT_TABLES = {"theory_verdicts": ("claim",), "ablations": ("variant",),
                   "12_semantic_gap_verdicts": ("distortion", "gap", "dilution", "comparison")}
 
@@ -44,8 +45,9 @@ def cross_table(reference: str = "avx512", other: str = "avx2", cross_dir: Path 
         ref, oth = cross_dir / reference / f"{name}.csv", cross_dir / other / f"{name}.csv"
         if not (ref.exists() and oth.exists()):
             continue
-        changed = verdict_changes(pd.read_csv(ref), pd.read_csv(oth), keys)
-        rows.append({"table": name, "verdicts": int(pd.read_csv(ref)["verdict"].notna().sum()), "changed": len(changed),
+        reference_table = pd.read_csv(ref)
+        changed = verdict_changes(reference_table, pd.read_csv(oth), keys)
+        rows.append({"table": name, "verdicts": int(reference_table["verdict"].notna().sum()), "changed": len(changed),
                      f"which ({reference} -> {other})": "; ".join(
                          f"{', '.join(str(r[k]) for k in keys)}: {r['reference']} -> {r['other']}"
                          for _, r in changed.iterrows())})
