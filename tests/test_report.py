@@ -91,3 +91,11 @@ def test_the_paper_settings_table_is_the_presets():
         assert row["whose"].startswith(settings.source)
     committed = pd.read_csv(TABLES_DIR / "paper_recgoat_settings.csv").set_index("dataset")
     pd.testing.assert_frame_equal(committed, table, check_dtype=False)
+
+
+def test_status_counts_the_toy_verdicts_that_moved_on_another_instruction_set(tmp_path):
+    from recgoat_lib.report import status
+    assert "instruction set" not in status(tmp_path)  # no comparison table, no sentence
+    pd.DataFrame({"table": ["theory_verdicts", "ablations"], "verdicts": [4, 3], "changed": [1, 0]}
+                 ).to_csv(tmp_path / "cross_isa.csv", index=False)
+    assert "1 of 7 toy verdicts (theory, ablations, semantic gap) moved" in status(tmp_path)
