@@ -3,9 +3,9 @@
 - No tracked file cites the working notes outside the repository (PAPER.md, DESIGN.md or anything
   under ../shared other than the default data root ../shared/data, which is a path the code reads,
   not a citation).
-- Every `docs/paper.md#anchor`, `docs/performance.md#anchor` and `README.md#anchor` link used
-  anywhere (library, notebooks, tests, README, docs) and every in-page `#anchor` link of those three
-  files resolves to a heading, with GitHub's anchor rules.
+- Every `README.md#anchor` and `docs/<page>.md#anchor` link used anywhere (library, notebooks,
+  tests, README, docs) and every in-page `#anchor` link of those pages resolves to a heading, with
+  GitHub's anchor rules.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ PAPER = REPO / "docs" / "paper.md"
 THIS = Path(__file__).resolve()
 
 FORBIDDEN = re.compile(r"PAPER\.md|DESIGN\.md|\.\./shared/(?!data/)|shared/docs")  # case matters: docs/paper.md is ours
-PAGES = (PAPER, REPO / "docs" / "performance.md", REPO / "README.md")
+PAGES = (REPO / "README.md", *sorted((REPO / "docs").glob("*.md")))  # the markdown documentation
 IN_PAGE_LINK = re.compile(r"\]\(#([A-Za-z0-9_\-]+)\)")
 TEXT_SUFFIXES = {".py", ".md", ".ipynb", ".txt", ".toml", ".yml", ".yaml", ".sh", ".cfg", ".ini", ".json", ".csv"}
 
@@ -118,7 +118,7 @@ def test_every_relative_file_link_in_the_markdown_docs_exists():
     """`![...](figures/x.png)` and `[...](docs/y.md)` in README.md and docs/*.md point at files in the
     repository (a renamed figure would otherwise leave a broken image on the front page)."""
     broken = []
-    for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+    for doc in PAGES:
         for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", read(doc)):
             if "://" not in target and not (doc.parent / target).exists():
                 broken.append(f"{doc.relative_to(REPO)}: {target}")
