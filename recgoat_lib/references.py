@@ -1,10 +1,11 @@
 """Published reference numbers on MMRec's splits (full ranking, test at best validation Recall@20).
 
-Source: MMRec's evaluation tables (Zhou et al., "A Comprehensive Survey on Multimodal Recommender
-Systems" / MMRec toolbox) for BPR, LightGCN, VBPR and FREEDOM; BM3 and LGMRec on Sports (Recall@20
-only) were collected from published results on the same splits and are not yet checked against those
-models' papers (docs/paper.md#reference-numbers-cited-not-measured). Cited, not measured; tables put them next to
-what this code measures so the gap is visible.
+Source: MMRec's evaluation table (Zhou et al., "A Comprehensive Survey on Multimodal Recommender
+Systems"; MMRec's `evaluation/README.md`) for the Baby and Sports rows of BPR, LightGCN, VBPR and FREEDOM
+and for BM3 on Sports (Recall@20 only); LGMRec on Sports (Recall@20 only) as later papers quote its
+table, 0.0001 above the authors' released training log; the Clothing rows from published tables on
+the same split, not checked against a primary source (docs/paper.md#reference-numbers-cited-not-measured).
+Cited, not measured; tables put them next to what this code measures so the gap is visible.
 """
 from __future__ import annotations
 
