@@ -512,18 +512,31 @@ def real_statistics(name: str = "sports", train: TrainConfig = SPORTS_TRAIN, see
     }])
 
 
-def stored_or_recomputed_statistics(recompute: bool, name: str = "sports") -> pd.DataFrame | None:
-    """A real dataset's text-view statistics for notebook 12: recomputed (`real_statistics`, minutes)
-    and saved to results/tables/<name>_semantic_gap when `recompute` and the dataset is under the data
-    root, else the stored table; None, saying why, when neither exists."""
-    from .tables import TABLES_DIR, save_table
+def save_statistics(name: str) -> pd.DataFrame:
+    """Measure a real dataset's text view (`real_statistics`, minutes) and save it as
+    results/tables/<name>_semantic_gap.{csv,md,tex}, the table notebook 12 reads."""
+    from .tables import save_table
 
-    stem = f"{name}_semantic_gap"
+    table = real_statistics(name)
+    print("wrote", save_table(table, _statistics_stem(name), None))
+    return table
+
+
+def _statistics_stem(name: str) -> str:
+    return f"{name}_semantic_gap"
+
+
+def stored_or_recomputed_statistics(recompute: bool, name: str = "sports") -> pd.DataFrame | None:
+    """A real dataset's text-view statistics for notebook 12: recomputed and saved (`save_statistics`)
+    when `recompute` and the dataset is under the data root, else the stored table; None, saying why,
+    when neither exists."""
+    from .tables import TABLES_DIR
+
     if recompute and name in available_datasets():
-        print("wrote", save_table(real_statistics(name), stem, None))
+        save_statistics(name)
     elif recompute:
         print(f"{name} is not under the data root (set RECGOAT_DATA_ROOT): recomputation skipped")
-    stored = TABLES_DIR / f"{stem}.csv"
+    stored = TABLES_DIR / f"{_statistics_stem(name)}.csv"
     if not stored.exists():
         print(f"no stored {name} statistics ({shown_path(stored)}): run `python -m recgoat_lib.semantic_gap`")
         return None
@@ -532,16 +545,13 @@ def stored_or_recomputed_statistics(recompute: bool, name: str = "sports") -> pd
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m recgoat_lib.semantic_gap`: measure a real dataset's text view (default Sports) and
-    write results/tables/<dataset>_semantic_gap.{csv,md,tex} for notebook 12."""
-    from .tables import save_table
+    write results/tables/<dataset>_semantic_gap.{csv,md,tex} for notebook 12 (`save_statistics`)."""
     p = argparse.ArgumentParser(prog="python -m recgoat_lib.semantic_gap", description=main.__doc__)
     p.add_argument("--dataset", default="sports")
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args(argv)
     pin_threads(a.threads)
-    table = real_statistics(a.dataset)
-    print(table.to_markdown(index=False))
-    print("wrote", save_table(table, f"{a.dataset}_semantic_gap", None))
+    print(save_statistics(a.dataset).to_markdown(index=False))
 
 
 if __name__ == "__main__":

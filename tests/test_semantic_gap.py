@@ -168,3 +168,13 @@ def test_stored_or_recomputed_statistics_recomputes_only_when_asked_and_possible
     assert (tmp_path / "sports_semantic_gap.csv").exists()
     monkeypatch.setattr(sg, "real_statistics", lambda name: pytest.fail("recomputed without being asked"))
     pd.testing.assert_frame_equal(sg.stored_or_recomputed_statistics(recompute=False), measured)
+
+
+def test_command_line_writes_the_table_notebook_12_reads(tmp_path, monkeypatch):
+    monkeypatch.setattr("recgoat_lib.tables.TABLES_DIR", tmp_path)
+    measured = pd.DataFrame({"dataset": ["baby"], "text-ID canonical excess": [0.5]})
+    monkeypatch.setattr(sg, "real_statistics", lambda name: measured.assign(dataset=[name]))
+    sg.main(["--dataset", "baby"])
+    monkeypatch.setattr(sg, "available_datasets", lambda: [])
+    stored = sg.stored_or_recomputed_statistics(recompute=False, name="baby")
+    pd.testing.assert_frame_equal(stored, measured)
