@@ -46,3 +46,11 @@ def pin_threads(threads: int | None = None) -> int:
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
+
+
+def execution_context(device: torch.device) -> dict[str, str | int]:
+    """What a run's numbers depend on beyond its recipe: device, torch thread count, the vector
+    instruction set of torch's CPU kernels and the torch build. A run resumed from a checkpoint
+    under another context is a mix of two computations; `train.fit` records each part."""
+    return {"device": str(device), "threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}

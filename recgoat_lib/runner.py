@@ -284,6 +284,8 @@ def train_spec(s: RunSpec, data: RunData, key: str, results_dir: Path, threads: 
             "torch": torch.__version__, "library_version": __version__, "git_commit": commit, "git_dirty": dirty,
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         }
+        if len(res.segments) > 1:  # resumed under another context: the fields above describe the last part only
+            record["execution_segments"] = res.segments
         if ckpt is not None:
             ckpt.unlink(missing_ok=True)
     return record, {"users": res.test_users, **res.test_per_user}

@@ -268,9 +268,19 @@ def run_device(r: Record) -> str:
 def run_hardware(r: Record) -> str:
     """The device as the tables show it: a CPU run with the vector instruction set its kernels used
     ("cpu AVX2"; plain "cpu" for records made before runs recorded it), since a seed's numbers can
-    differ between instruction sets as they do between CPU and GPU."""
-    device = run_device(r)
-    return f"{device} {r['cpu_capability']}" if device == "cpu" and r.get("cpu_capability") else device
+    differ between instruction sets as they do between CPU and GPU. A run resumed from a checkpoint
+    under another execution context lists its parts with their epochs and threads."""
+    if not (segments := r.get("execution_segments")):
+        return _hardware(r)
+    ends = [s["from_epoch"] for s in segments[1:]] + [r["epochs_run"]]
+    return "; ".join(f"epochs {s['from_epoch'] + 1}-{end}: {_hardware(s)}, "
+                     f"{s.get('threads', '?')} thread{'' if s.get('threads') == 1 else 's'}"
+                     for s, end in zip(segments, ends))
+
+
+def _hardware(part: Mapping[str, Any]) -> str:
+    device = run_device(part)
+    return f"{device} {part['cpu_capability']}" if device == "cpu" and part.get("cpu_capability") else device
 
 
 def epoch_seconds(r: Record) -> float:

@@ -20,7 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import Dataset
-from .determinism import pin_threads
+from .determinism import execution_context, pin_threads
 from .files import atomic_write
 from .evaluate import EvalResult, evaluate, evaluate_splits
 from .memory import kept_blocks, peak_memory
@@ -83,6 +83,9 @@ class TrainResult:
     peak_rss_mb: float = 0.0
     epochs_run: int = 0
     peak_cuda_mb: float | None = None  # the CUDA allocator's peak; None where CUDA was not used
+    #: the execution contexts (`determinism.execution_context`) the epochs ran under, each with the
+    #: epoch it took over at; more than one only when a checkpoint was resumed under another context
+    segments: list[dict] = field(default_factory=list)
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -176,16 +179,20 @@ def fit(model: nn.Module, config: TrainConfig, seed: int, epoch_batches: EpochBa
     and return the (valid, test) results of the best evaluation.
 
     With a `checkpoint` path the full state is saved after every evaluation, and a run
-    started with the same path resumes where it stopped. `on_eval(epoch, model)` is called
-    after each evaluation (notebooks use it to record quantities over training). Runs with the
-    pinned torch thread count (`determinism.pin_threads`), on which the metrics depend.
+    started with the same path resumes where it stopped; resumed under another execution context
+    (threads, instruction set, device, torch), it says so and the result lists both parts
+    (`TrainResult.segments`). `on_eval(epoch, model)` is called after each evaluation (notebooks use
+    it to record quantities over training). Runs with the pinned torch thread count
+    (`determinism.pin_threads`), on which the metrics depend.
     """
     pin_threads()
     device = resolve_device(config.device)
     model.to(device)
     optimizer = adam(model, config.lr)
     rng = np.random.default_rng(seed)
-    state = {"epoch": 0, "best": -np.inf, "best_epoch": 0, "bad_evals": 0, "history": [], "best_eval": None}
+    context = execution_context(device)
+    state = {"epoch": 0, "best": -np.inf, "best_epoch": 0, "bad_evals": 0, "history": [], "best_eval": None,
+             "segments": [{"from_epoch": 0, **context}]}
     if checkpoint is not None and checkpoint.exists():
         saved = torch.load(checkpoint, weights_only=False)
         model.load_state_dict(saved["model"])
@@ -193,6 +200,13 @@ def fit(model: nn.Module, config: TrainConfig, seed: int, epoch_batches: EpochBa
         rng.bit_generator.state = saved["rng"]
         torch.set_rng_state(saved["torch_rng"])
         state = saved["state"]
+        # a checkpoint from before contexts were kept: its epochs' context is unknown
+        segments = state.setdefault("segments", [{"from_epoch": 0, "device": "unknown"}])
+        before = {k: v for k, v in segments[-1].items() if k != "from_epoch"}
+        if before != context:
+            print(f"{checkpoint.name}: resuming after epoch {state['epoch']} under {context}; the epochs "
+                  f"before ran under {before}, so this run mixes both (listed in its result)", flush=True)
+            segments.append({"from_epoch": state["epoch"], **context})
 
     train_times, eval_times = [], []
     bar = tqdm(range(state["epoch"], config.epochs), desc=type(model).__name__,
@@ -244,6 +258,7 @@ def fit(model: nn.Module, config: TrainConfig, seed: int, epoch_batches: EpochBa
         train_seconds_per_epoch=float(np.mean(train_times)) if train_times else 0.0,
         eval_seconds=float(np.mean(eval_times)) if eval_times else 0.0,
         peak_rss_mb=peak.rss_mb, peak_cuda_mb=peak.cuda_mb, epochs_run=state["epoch"],
+        segments=state["segments"],
     )
 
 

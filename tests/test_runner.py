@@ -253,6 +253,21 @@ def test_on_eval_always_trains_and_rewrites_the_record(toy, tmp_path, one_thread
         run_many([s], toy, results_dir=tmp_path, executor="ray", on_eval=lambda epoch, model: None)
 
 
+def test_a_run_resumed_under_another_context_keeps_both_parts_in_its_record(toy, tmp_path, one_thread):
+    s = spec("toy", "bpr", replace(FAST, epochs=4, patience=4), 0, dim=16)
+    plain = run(s, toy, results_dir=tmp_path / "plain")
+    assert "execution_segments" not in plain  # one context: the record's own fields say it all
+    ckpt = tmp_path / "checkpoints" / f"{s.key(toy.checksum())}.pt"
+    seed_everything(s.seed)
+    train(build_model("bpr", toy, s.model_config), toy, replace(s.train, epochs=2), s.seed, checkpoint=ckpt)
+    saved = torch.load(ckpt, weights_only=False)  # an interrupted run, as if made with two threads
+    saved["state"]["segments"] = [{**saved["state"]["segments"][0], "threads": 2}]
+    torch.save(saved, ckpt)
+    record = run(s, toy, results_dir=tmp_path)
+    assert [(p["from_epoch"], p["threads"]) for p in record["execution_segments"]] == [(0, 2), (2, 1)]
+    assert record["threads"] == 1 and not ckpt.exists()
+
+
 def test_a_requested_thread_count_survives_the_training_loops_pin(monkeypatch):
     """`run(..., threads=n)` trains on n threads: the training loop pins the configured count
     (`determinism.pin_threads`), so `torch_threads` must configure it, not only set torch's."""

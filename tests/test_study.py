@@ -277,3 +277,7 @@ def test_tables_name_the_cpus_instruction_set_where_a_record_has_it():
     assert run_hardware({"device": "cpu", "cpu_capability": "AVX2"}) == "cpu AVX2"
     assert run_hardware({"device": "cpu"}) == "cpu"  # recorded before runs kept it
     assert run_hardware({"device": "cuda:0", "cpu_capability": "AVX512"}) == "cuda"
+    resumed = {"device": "cpu", "cpu_capability": "AVX512", "threads": 1, "epochs_run": 180, "execution_segments": [
+        {"from_epoch": 0, "device": "cpu", "cpu_capability": "AVX512", "threads": 2},
+        {"from_epoch": 2, "device": "cpu", "cpu_capability": "AVX512", "threads": 1}]}
+    assert run_hardware(resumed) == "epochs 1-2: cpu AVX512, 2 threads; epochs 3-180: cpu AVX512, 1 thread"

@@ -78,6 +78,32 @@ def test_resume_from_checkpoint_gives_the_same_result(toy, tmp_path):
     assert resumed.test["recall@20"] == pytest.approx(full.test["recall@20"], abs=1e-6)
 
 
+def test_a_checkpoint_resumed_under_another_context_is_listed_in_two_parts(toy, tmp_path, monkeypatch, capsys):
+    cfg = replace(FAST, epochs=4)
+    ckpt = tmp_path / "run.pt"
+    first = train(build_model("bpr", toy), toy, replace(cfg, epochs=2), seed=5, checkpoint=ckpt)
+    assert [part["from_epoch"] for part in first.segments] == [0] and first.segments[0]["threads"] >= 1
+    same = tmp_path / "same.pt"
+    train(build_model("bpr", toy), toy, replace(cfg, epochs=2), seed=5, checkpoint=same)
+    assert len(train(build_model("bpr", toy), toy, cfg, seed=5, checkpoint=same).segments) == 1
+    assert "resuming" not in capsys.readouterr().out
+    other = {**first.segments[0], "threads": first.segments[0]["threads"] + 1}
+    monkeypatch.setattr("recgoat_lib.train.execution_context", lambda device: other)
+    resumed = train(build_model("bpr", toy), toy, cfg, seed=5, checkpoint=ckpt)
+    assert resumed.segments == [first.segments[0], {"from_epoch": 2, **other}]
+    assert "resuming after epoch 2" in capsys.readouterr().out
+
+
+def test_a_checkpoint_from_before_contexts_were_kept_resumes_with_its_part_unknown(toy, tmp_path):
+    ckpt = tmp_path / "run.pt"
+    train(build_model("bpr", toy), toy, replace(FAST, epochs=2), seed=5, checkpoint=ckpt)
+    saved = torch.load(ckpt, weights_only=False)
+    del saved["state"]["segments"]
+    torch.save(saved, ckpt)
+    resumed = train(build_model("bpr", toy), toy, FAST, seed=5, checkpoint=ckpt)
+    assert resumed.segments[0] == {"from_epoch": 0, "device": "unknown"} and resumed.segments[1]["from_epoch"] == 2
+
+
 def test_released_selection_reports_best_test_ndcg_at_10(toy):
     res = train(build_model("bpr", toy), toy, replace(FAST, selection="released"), seed=0)
     assert res.valid == {}
