@@ -1,10 +1,13 @@
 """Shared test data and helpers. Fixtures: the toy dataset (built once per session, also with random text
 features) and a tiny hand-made dataset. Plain helpers, imported with `from conftest import ...`:
 `real_data_or_skip`, `random_dataset` (a small random dataset with every feature RecGOAT uses) and
-`fixed_scores` (a model whose scores are a given matrix). An autouse guard fails the session when a test
+`fixed_scores` (a model whose scores are a given matrix). An autouse fixture gives every test the
+session's torch thread count; an autouse guard fails the session when a test
 added, changed or removed a file under results/ or figures/ (the committed results), the content-keyed
 feature cache results/cache/ excepted."""
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pandas as pd
@@ -12,6 +15,7 @@ import pytest
 import torch
 
 from recgoat_lib.data import REPO_ROOT, Dataset, data_root
+from recgoat_lib.determinism import THREADS_ENV
 from recgoat_lib.estimators import FixedEmbeddings
 from recgoat_lib.toy import make_toy
 
@@ -25,6 +29,21 @@ def committed_results() -> dict[str, tuple[int, int]]:
     files = (f for folder in GUARDED for f in (REPO_ROOT / folder).rglob("*")
              if f.is_file() and UNGUARDED not in f.parents)
     return {str(f.relative_to(REPO_ROOT)): (st.st_mtime_ns, st.st_size) for f in files for st in [f.stat()]}
+
+
+@pytest.fixture(autouse=True)
+def thread_count_restored():
+    """Each test starts with the thread count the session started with: command-line entry points
+    under test pin it (`determinism.pin_threads` remembers it in $RECGOAT_THREADS), and a count left
+    behind would silently change the numbers of every later test in the same worker (a test once
+    left 2 behind)."""
+    before = os.environ.get(THREADS_ENV), torch.get_num_threads()
+    yield
+    if before[0] is None:
+        os.environ.pop(THREADS_ENV, None)
+    else:
+        os.environ[THREADS_ENV] = before[0]
+    torch.set_num_threads(before[1])
 
 
 @pytest.fixture(scope="session", autouse=True)

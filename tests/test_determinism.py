@@ -30,7 +30,7 @@ def test_import_pins_one_thread_whatever_omp_num_threads_says():
 
 
 def test_pin_threads_remembers_an_explicit_count(monkeypatch):
-    monkeypatch.delenv(THREADS_ENV, raising=False)
+    monkeypatch.setenv(THREADS_ENV, "")  # unset (configured: 1), and put back as it was afterwards
     before = torch.get_num_threads()
     try:
         assert configured_threads() == 1

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from recgoat_lib import runner
+from recgoat_lib.determinism import configured_threads
 from recgoat_lib.models.recgoat import RecGOAT
 from recgoat_lib.runner import RunnerError, load_records, run, run_many, run_lineup, spec
 from recgoat_lib.models import build_model, make_config
@@ -260,12 +261,13 @@ def test_a_run_resumed_under_another_context_keeps_both_parts_in_its_record(toy,
     ckpt = tmp_path / "checkpoints" / f"{s.key(toy.checksum())}.pt"
     seed_everything(s.seed)
     train(build_model("bpr", toy, s.model_config), toy, replace(s.train, epochs=2), s.seed, checkpoint=ckpt)
-    saved = torch.load(ckpt, weights_only=False)  # an interrupted run, as if made with two threads
-    saved["state"]["segments"] = [{**saved["state"]["segments"][0], "threads": 2}]
+    now = configured_threads()  # what the training loop pins
+    saved = torch.load(ckpt, weights_only=False)  # an interrupted run, as if made with one more thread
+    saved["state"]["segments"] = [{**saved["state"]["segments"][0], "threads": now + 1}]
     torch.save(saved, ckpt)
     record = run(s, toy, results_dir=tmp_path)
-    assert [(p["from_epoch"], p["threads"]) for p in record["execution_segments"]] == [(0, 2), (2, 1)]
-    assert record["threads"] == 1 and not ckpt.exists()
+    assert record["epochs_run"] == 4 and record["threads"] == now and not ckpt.exists(), record
+    assert [(p["from_epoch"], p["threads"]) for p in record.get("execution_segments", [])] == [(0, now + 1), (2, now)]
 
 
 def test_a_requested_thread_count_survives_the_training_loops_pin(monkeypatch):
