@@ -7,7 +7,6 @@ real dataset's graph while keeping its user and item degree distributions, and
 from __future__ import annotations
 
 import os
-import platform
 import time
 from collections.abc import Callable
 
@@ -16,15 +15,17 @@ import pandas as pd
 import torch
 
 from recgoat_lib.data import Dataset
+from recgoat_lib.determinism import cpu_model
 
 
 def machine() -> dict[str, object]:
-    """What the numbers were measured on: device label, CPU cores available and the vector instruction
-    set torch's CPU kernels use (AVX2, AVX512, ...), load average now."""
+    """What the numbers were measured on: device label and name (the GPU's, else the CPU model), CPU
+    cores available and the vector instruction set torch's CPU kernels use (AVX2, AVX512, ...), load
+    average now."""
     cuda = torch.cuda.is_available()
     return {
         "device": "cuda" if cuda else "cpu",
-        "device_name": torch.cuda.get_device_name(0) if cuda else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name(0) if cuda else cpu_model(),
         "gpu_available": cuda,
         "cpu_cores": len(os.sched_getaffinity(0)),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),

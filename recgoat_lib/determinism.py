@@ -13,12 +13,16 @@ $RECGOAT_THREADS, else 1 (the count the README asked users to set by hand; one t
 the fastest for these small models on a shared CPU). OMP_NUM_THREADS no longer changes the results.
 
 Not pinned, because pinning cannot make them equal: a different CPU instruction set (AVX2 vs
-AVX-512 kernels), a different torch/MKL/OpenBLAS build, and CUDA (atomics in scatter/index_add
+AVX-512 kernels) or CPU model (the same AVX-512 build gave other metrics on AMD EPYC and on Intel
+Xeon), a different torch/MKL/OpenBLAS build, and CUDA (atomics in scatter/index_add
 and sparse products; CPU and GPU results differ anyway).
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import platform
+from pathlib import Path
 
 import torch
 
@@ -48,9 +52,21 @@ def pin_threads(threads: int | None = None) -> int:
     return n
 
 
+def cpu_model() -> str:
+    """The CPU's model name ("model name" in /proc/cpuinfo; `platform.processor()` where there is none).
+    The same torch build on the same instruction set still gave other toy metrics on another CPU
+    model (AMD EPYC and Intel Xeon, both AVX-512; README, "What the numbers do and do not depend on")."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def execution_context(device: torch.device) -> dict[str, str | int]:
     """What a run's numbers depend on beyond its recipe: device, torch thread count, the vector
-    instruction set of torch's CPU kernels and the torch build. A run resumed from a checkpoint
-    under another context is a mix of two computations; `train.fit` records each part."""
+    instruction set of torch's CPU kernels, the CPU model and the torch build. A run resumed from a
+    checkpoint under another context is a mix of two computations; `train.fit` records each part."""
     return {"device": str(device), "threads": torch.get_num_threads(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_model": cpu_model(),
+            "torch": torch.__version__}

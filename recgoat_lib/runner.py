@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .data import REPO_ROOT, DataError, Dataset
-from .determinism import THREADS_ENV, pin_threads
+from .determinism import THREADS_ENV, cpu_model, pin_threads
 from .files import atomic_write
 from .memory import reset_peak_memory
 from .models import build_model, make_config, model_class, model_names
@@ -280,7 +280,7 @@ def train_spec(s: RunSpec, data: RunData, key: str, results_dir: Path, threads: 
             "device": str(resolve_device(s.train.device)), "threads": torch.get_num_threads(),
             # the vector instruction set torch's CPU kernels used (AVX2, AVX512, ...): the last bits of
             # a float sum, and after enough epochs a seed's metrics, depend on it
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_model": cpu_model(),
             "torch": torch.__version__, "library_version": __version__, "git_commit": commit, "git_dirty": dirty,
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         }

@@ -267,9 +267,10 @@ def run_device(r: Record) -> str:
 
 def run_hardware(r: Record) -> str:
     """The device as the tables show it: a CPU run with the vector instruction set its kernels used
-    ("cpu AVX2"; plain "cpu" for records made before runs recorded it), since a seed's numbers can
-    differ between instruction sets as they do between CPU and GPU. A run resumed from a checkpoint
-    under another execution context lists its parts with their epochs and threads."""
+    and the CPU's vendor and family ("cpu AVX512 Intel Xeon"; less for records made before runs kept
+    them), since a seed's numbers can differ between those as they do between CPU and GPU. A run
+    resumed from a checkpoint under another execution context lists its parts with their epochs and
+    threads."""
     if not (segments := r.get("execution_segments")):
         return _hardware(r)
     ends = [s["from_epoch"] for s in segments[1:]] + [r["epochs_run"]]
@@ -280,7 +281,11 @@ def run_hardware(r: Record) -> str:
 
 def _hardware(part: Mapping[str, Any]) -> str:
     device = run_device(part)
-    return f"{device} {part['cpu_capability']}" if device == "cpu" and part.get("cpu_capability") else device
+    if device != "cpu":
+        return device
+    # the vendor and family of the CPU model ("Intel(R) Xeon(R) Processor" -> "Intel Xeon")
+    model = " ".join(part.get("cpu_model", "").replace("(R)", "").replace("(TM)", "").split()[:2])
+    return " ".join(x for x in (device, part.get("cpu_capability"), model) if x)
 
 
 def epoch_seconds(r: Record) -> float:

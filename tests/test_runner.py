@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from recgoat_lib import runner
-from recgoat_lib.determinism import configured_threads
+from recgoat_lib.determinism import configured_threads, cpu_model
 from recgoat_lib.models.recgoat import RecGOAT
 from recgoat_lib.runner import RunnerError, load_records, run, run_many, run_lineup, spec
 from recgoat_lib.models import build_model, make_config
@@ -45,6 +45,7 @@ def test_cache_hit_and_invalidation(toy, tmp_path, one_thread):
     assert first["dataset_checksum"] == toy.checksum() and first["code"] == runner.code_fingerprint()
     assert first["git_commit"] and first["git_dirty"] in (True, False, None)
     assert first["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert first["cpu_model"] == cpu_model() and cpu_model()
 
 
 def test_code_fingerprint_follows_every_source_file(tmp_path):

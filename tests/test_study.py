@@ -277,6 +277,9 @@ def test_tables_name_the_cpus_instruction_set_where_a_record_has_it():
     assert run_hardware({"device": "cpu", "cpu_capability": "AVX2"}) == "cpu AVX2"
     assert run_hardware({"device": "cpu"}) == "cpu"  # recorded before runs kept it
     assert run_hardware({"device": "cuda:0", "cpu_capability": "AVX512"}) == "cuda"
+    xeon = {"device": "cpu", "cpu_capability": "AVX512", "cpu_model": "Intel(R) Xeon(R) Processor"}
+    assert run_hardware(xeon) == "cpu AVX512 Intel Xeon"
+    assert run_hardware({**xeon, "cpu_model": "AMD EPYC 9R14 96-Core Processor"}) == "cpu AVX512 AMD EPYC"
     resumed = {"device": "cpu", "cpu_capability": "AVX512", "threads": 1, "epochs_run": 180, "execution_segments": [
         {"from_epoch": 0, "device": "cpu", "cpu_capability": "AVX512", "threads": 2},
         {"from_epoch": 2, "device": "cpu", "cpu_capability": "AVX512", "threads": 1}]}
