@@ -93,9 +93,10 @@ def test_the_paper_settings_table_is_the_presets():
     pd.testing.assert_frame_equal(committed, table, check_dtype=False)
 
 
-def test_status_counts_the_toy_verdicts_that_moved_on_another_instruction_set(tmp_path):
+def test_status_counts_the_toy_verdicts_that_moved_on_each_other_cpu(tmp_path):
     from recgoat_lib.report import status
-    assert "instruction set" not in status(tmp_path)  # no comparison table, no sentence
-    pd.DataFrame({"table": ["theory_verdicts", "ablations"], "verdicts": [4, 3], "changed": [1, 0]}
-                 ).to_csv(tmp_path / "cross_isa.csv", index=False)
-    assert "1 of 7 toy verdicts (theory, ablations, semantic gap) moved" in status(tmp_path)
+    assert "other CPUs" not in status(tmp_path)  # no comparison table, no sentence
+    pd.DataFrame({"execution": ["AMD EPYC, AVX2", "AMD EPYC, AVX2", "Intel Xeon, AVX-512"],
+                  "table": ["theory_verdicts", "ablations", "theory_verdicts"], "verdicts": [4, 3, 4],
+                  "changed": [1, 0, 2]}).to_csv(tmp_path / "cross_isa.csv", index=False)
+    assert "moved: 1 of 7 on AMD EPYC, AVX2; 2 of 4 on Intel Xeon, AVX-512 (README" in status(tmp_path)
