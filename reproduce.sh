@@ -54,7 +54,7 @@ run_notebooks() {
   # Real-data tables and figures from the committed run records, then the README's generated parts.
   "$PY" -m recgoat_lib.study --table-only
   "$PY" -m recgoat_lib.investigations --table-only
-  "$PY" -m recgoat_lib.crosscheck  # the toy verdicts of the AVX-512 and AVX2 executions kept in results/cross_isa/
+  "$PY" -m recgoat_lib.crosscheck  # the toy verdicts of the executions kept in results/cross_isa/ (three CPUs)
   "$PY" -m recgoat_lib.report
 }
 

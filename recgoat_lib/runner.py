@@ -39,14 +39,14 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .data import REPO_ROOT, DataError, Dataset
-from .determinism import THREADS_ENV, cpu_model, pin_threads
+from .determinism import THREADS_ENV, pin_threads
 from .files import atomic_write
 from .memory import reset_peak_memory
 from .models import build_model, make_config, model_class, model_names
 from .sequential.data import SequenceData
 from .sequential.models import SEQUENTIAL_MODELS
 from .sequential.train import train_sequential
-from .train import TrainConfig, TrainResult, resolve_device, seed_everything, train
+from .train import TrainConfig, TrainResult, seed_everything, train
 
 # Where run records (runs/<dataset>/), checkpoints and saved model states go: $RECGOAT_RESULTS_DIR or results/.
 RESULTS_DIR = Path(os.environ.get("RECGOAT_RESULTS_DIR", REPO_ROOT / "results"))
@@ -277,11 +277,10 @@ def train_spec(s: RunSpec, data: RunData, key: str, results_dir: Path, threads: 
             "train_seconds_per_epoch": res.train_seconds_per_epoch, "eval_seconds": res.eval_seconds,
             "peak_rss_mb": res.peak_rss_mb, "peak_cuda_mb": res.peak_cuda_mb,
             "n_parameters": sum(p.numel() for p in model.parameters()),
-            "device": str(resolve_device(s.train.device)), "threads": torch.get_num_threads(),
-            # the vector instruction set torch's CPU kernels used (AVX2, AVX512, ...): the last bits of
-            # a float sum, and after enough epochs a seed's metrics, depend on it
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_model": cpu_model(),
-            "torch": torch.__version__, "library_version": __version__, "git_commit": commit, "git_dirty": dirty,
+            # device, threads, instruction set, CPU model, torch (`determinism.execution_context`): the
+            # last bits of a float sum, and after enough epochs a seed's metrics, depend on them
+            **{k: v for k, v in res.segments[-1].items() if k != "from_epoch"},
+            "library_version": __version__, "git_commit": commit, "git_dirty": dirty,
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         }
         if len(res.segments) > 1:  # resumed under another context: the fields above describe the last part only

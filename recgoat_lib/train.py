@@ -180,7 +180,7 @@ def fit(model: nn.Module, config: TrainConfig, seed: int, epoch_batches: EpochBa
 
     With a `checkpoint` path the full state is saved after every evaluation, and a run
     started with the same path resumes where it stopped; resumed under another execution context
-    (threads, instruction set, device, torch), it says so and the result lists both parts
+    (threads, instruction set, CPU model, device, torch), it says so and the result lists both parts
     (`TrainResult.segments`). `on_eval(epoch, model)` is called after each evaluation (notebooks use
     it to record quantities over training). Runs with the pinned torch thread count
     (`determinism.pin_threads`), on which the metrics depend.

@@ -269,6 +269,8 @@ def test_a_run_resumed_under_another_context_keeps_both_parts_in_its_record(toy,
     record = run(s, toy, results_dir=tmp_path)
     assert record["epochs_run"] == 4 and record["threads"] == now and not ckpt.exists(), record
     assert [(p["from_epoch"], p["threads"]) for p in record.get("execution_segments", [])] == [(0, now + 1), (2, now)]
+    last = record["execution_segments"][-1]  # the record's own context fields are the last part's
+    assert {k: record[k] for k in last if k != "from_epoch"} == {k: v for k, v in last.items() if k != "from_epoch"}
 
 
 def test_a_requested_thread_count_survives_the_training_loops_pin(monkeypatch):
