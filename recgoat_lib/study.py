@@ -266,26 +266,29 @@ def run_device(r: Record) -> str:
 
 
 def run_hardware(r: Record) -> str:
-    """The device as the tables show it: a CPU run with the vector instruction set its kernels used
-    and the CPU's vendor and family ("cpu AVX512 Intel Xeon"; less for records made before runs kept
-    them), since a seed's numbers can differ between those as they do between CPU and GPU. A run
-    resumed from a checkpoint under another execution context lists its parts with their epochs and
-    threads."""
+    """The device as the tables show it: a CPU run with the vector instruction set its kernels used,
+    the CPU's vendor and family, and its torch thread count where that is not one ("cpu AVX512 Intel
+    Xeon", "cpu AVX512 AMD EPYC, 2 threads"; less for records made before runs kept them), since a
+    seed's numbers can differ between those as they do between CPU and GPU. A run resumed from a
+    checkpoint under another execution context lists its parts with their epochs and threads."""
     if not (segments := r.get("execution_segments")):
         return _hardware(r)
     ends = [s["from_epoch"] for s in segments[1:]] + [r["epochs_run"]]
-    return "; ".join(f"epochs {s['from_epoch'] + 1}-{end}: {_hardware(s)}, "
-                     f"{s.get('threads', '?')} thread{'' if s.get('threads') == 1 else 's'}"
+    return "; ".join(f"epochs {s['from_epoch'] + 1}-{end}: {_hardware(s, always_threads=True)}"
                      for s, end in zip(segments, ends))
 
 
-def _hardware(part: Mapping[str, Any]) -> str:
+def _hardware(part: Mapping[str, Any], always_threads: bool = False) -> str:
     device = run_device(part)
     if device != "cpu":
         return device
     # the vendor and family of the CPU model ("Intel(R) Xeon(R) Processor" -> "Intel Xeon")
     model = " ".join(part.get("cpu_model", "").replace("(R)", "").replace("(TM)", "").split()[:2])
-    return " ".join(x for x in (device, part.get("cpu_capability"), model) if x)
+    text = " ".join(x for x in (device, part.get("cpu_capability"), model) if x)
+    threads = part.get("threads")
+    if always_threads or (threads is not None and threads != 1):
+        text += f", {threads if threads is not None else '?'} thread{'' if threads == 1 else 's'}"
+    return text
 
 
 def epoch_seconds(r: Record) -> float:

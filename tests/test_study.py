@@ -280,6 +280,8 @@ def test_tables_name_the_cpus_instruction_set_where_a_record_has_it():
     xeon = {"device": "cpu", "cpu_capability": "AVX512", "cpu_model": "Intel(R) Xeon(R) Processor"}
     assert run_hardware(xeon) == "cpu AVX512 Intel Xeon"
     assert run_hardware({**xeon, "cpu_model": "AMD EPYC 9R14 96-Core Processor"}) == "cpu AVX512 AMD EPYC"
+    assert run_hardware({**xeon, "threads": 1}) == "cpu AVX512 Intel Xeon"  # the study's usual count goes unsaid
+    assert run_hardware({**xeon, "threads": 2}) == "cpu AVX512 Intel Xeon, 2 threads"
     resumed = {"device": "cpu", "cpu_capability": "AVX512", "threads": 1, "epochs_run": 180, "execution_segments": [
         {"from_epoch": 0, "device": "cpu", "cpu_capability": "AVX512", "threads": 2},
         {"from_epoch": 2, "device": "cpu", "cpu_capability": "AVX512", "threads": 1}]}
