@@ -327,43 +327,69 @@ def verdict(study: Study, results_dir: Path = RESULTS_DIR) -> str:
     then one sentence per `study.contrasts` pair (`_contrasts`). A difference is called as `judged` says
     (the paired t test on per-user Recall@20 and the seed rule must agree). While a baseline still lacks
     seeds, the best complete one may not be the best, so the first sentence is marked provisional and
-    names them. The records are read once, here."""
+    names them. While RecGOAT (or a contrast's side) lacks seeds there is no verdict, but once two
+    seeds are shared the same rule is applied to them and said as provisional (`_on_shared_seeds`). The
+    records are read once, here."""
     found = study_records(study, load_records(results_dir, study.dataset))
     complete, best = _complete(study, found)
     said = (_headline(study, found, complete, best, results_dir), _contrasts(study, found, complete, results_dir))
     return " ".join(part for part in said if part)
 
 
+def _on_shared_seeds(study: Study, found: dict[str, dict[int, Record]], label: str, against: str,
+                     results_dir: Path) -> tuple[list[int], str, str] | None:
+    """`judged` on the seeds both labels have so far ((seeds, side, numbers)), or None with fewer than
+    two: the seed rule needs two. Weaker than the final call (fewer seeds, so the seed rule has less to
+    go on and the seed-averaged per-user values are noisier), hence only ever said as provisional."""
+    seeds = [s for s in study.seeds if s in found.get(label, {}) and s in found.get(against, {})]
+    if len(seeds) < 2:
+        return None
+    side, numbers = judged([found[label][s] for s in seeds], [found[against][s] for s in seeds], results_dir)
+    return seeds, side, numbers
+
+
 def _headline(study: Study, found: dict[str, dict[int, Record]], complete: dict[str, list[Record]],
               best: str | None, results_dir: Path) -> str:
-    """RecGOAT against the best complete baseline, or what is missing before it can be said."""
+    """RecGOAT against the best complete baseline, or what is missing before it can be said (with the
+    provisional call on the seeds recorded so far, where there are two)."""
     missing = [label for label in study.models if len(found.get(label, {})) < len(study.seeds)]
     pending = [label for label in missing if study.models[label][0] != "recgoat"]
+    words = {"above": "beats", "below": "falls below", "level": "is not distinguishable from"}
     if "recgoat" in missing:
         done = sum(len(v) for v in found.values())
-        return (f"No verdict yet: {done} of {len(study.models) * len(study.seeds)} runs at the tuned points recorded; "
+        said = (f"No verdict yet: {done} of {len(study.models) * len(study.seeds)} runs at the tuned points recorded; "
                 f"{len(missing)} of {len(study.models)} models have fewer than {len(study.seeds)} seeds "
                 f"({', '.join(missing)}).")
+        if best is not None and (shared := _on_shared_seeds(study, found, "recgoat", best, results_dir)):
+            seeds, side, numbers = shared
+            said += (f" Provisional, on the {len(seeds)} seeds recorded so far ({', '.join(map(str, seeds))}): "
+                     f"RecGOAT {words[side]} the best complete baseline ({best}): {numbers}.")
+        return said
     if best is None:
         return "No verdict yet: no complete baseline to compare with."
     side, numbers = judged(complete["recgoat"], complete[best], results_dir)
-    word = {"above": "beats", "below": "falls below", "level": "is not distinguishable from"}[side]
-    said = f"RecGOAT {word} the best complete baseline ({best}) on {study.dataset}: {numbers}."
+    said = f"RecGOAT {words[side]} the best complete baseline ({best}) on {study.dataset}: {numbers}."
     return f"Provisional (baselines without all their seeds: {', '.join(pending)}): {said}" if pending else said
 
 
 def _contrasts(study: Study, found: dict[str, dict[int, Record]], complete: dict[str, list[Record]],
                results_dir: Path) -> str:
     """One sentence per `study.contrasts` pair once both labels have every seed, judged as the headline
-    is; until then, how many seeds each has."""
+    is; until then, how many seeds each has, and the provisional call on the seeds they share where
+    there are two."""
     said = []
+    words = {"above": "above", "below": "below", "level": "not distinguishable from"}
     for label, against in study.contrasts:
         if label in complete and against in complete:
             side, numbers = judged(complete[label], complete[against], results_dir)
-            word = {"above": "above", "below": "below", "level": "not distinguishable from"}[side]
-            said.append(f"{label} is {word} {against}: {numbers}.")
+            said.append(f"{label} is {words[side]} {against}: {numbers}.")
+            continue
+        have = ", ".join(f"{x} {len(found.get(x, {}))} of {len(study.seeds)} seeds" for x in (label, against))
+        if shared := _on_shared_seeds(study, found, label, against, results_dir):
+            seeds, side, numbers = shared
+            said.append(f"{label} against {against}: not yet ({have}); provisional, on the shared seeds "
+                        f"{', '.join(map(str, seeds))}: {words[side]}: {numbers}.")
         else:
-            have = ", ".join(f"{x} {len(found.get(x, {}))} of {len(study.seeds)} seeds" for x in (label, against))
             said.append(f"{label} against {against}: not yet ({have}).")
     return " ".join(said)
 

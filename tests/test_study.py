@@ -82,6 +82,35 @@ def test_verdict_is_provisional_while_a_baseline_lacks_seeds(toy, tmp_path):
     assert said.endswith(f"paired t p {p_text(t.t_p)}, seed rule: {seed_verdict(per_seed)}.")
 
 
+def test_without_all_seeds_there_is_no_verdict_but_two_shared_seeds_get_a_provisional_call(toy, tmp_path):
+    from recgoat_lib.study import judged
+    study = Study(name="t", dataset="toy", models={"bpr": ("bpr", {}), "mf": ("bpr", {"reg": 1e-3}),
+                                                  "recgoat": ("recgoat", {"knn_k": 5, "modalities": ("image",),
+                                                                         "user_branch": False})},
+                  seeds=(0, 1, 2), dim=16, contrasts=(("recgoat", "mf"),),
+                  train=TrainConfig(epochs=2, batch_size=1024, eval_every=1, patience=5, progress=False))
+    run_many(study.specs("bpr") + study.specs("recgoat")[:1] + study.specs("mf")[:1], toy, results_dir=tmp_path)
+    said = verdict(study, tmp_path)  # one RecGOAT seed: nothing provisional either
+    assert said.startswith("No verdict yet: ") and "Provisional" not in said and "provisional" not in said
+    run_many(study.specs("recgoat")[1:2], toy, results_dir=tmp_path)
+    records = load_records(tmp_path, "toy")
+    runs = {label: [latest_record(records, s) for s in study.specs(label)[:2]] for label in study.models}
+    _, numbers = judged(runs["recgoat"], runs["bpr"], tmp_path)  # the same rule, on seeds 0 and 1
+    headline, contrast = verdict(study, tmp_path).split(". recgoat against ", 1)
+    assert headline.startswith("No verdict yet: 6 of 9 runs at the tuned points recorded")
+    assert "Provisional, on the 2 seeds recorded so far (0, 1): RecGOAT " in headline
+    assert headline.endswith(f" the best complete baseline (bpr): {numbers}")
+    assert contrast == "mf: not yet (recgoat 2 of 3 seeds, mf 1 of 3 seeds)."  # one shared seed
+    run_many(study.specs("mf")[1:2], toy, results_dir=tmp_path)
+    records = load_records(tmp_path, "toy")
+    mf = [latest_record(records, s) for s in study.specs("mf")[:2]]
+    _, numbers = judged(runs["recgoat"], mf, tmp_path)
+    contrast = verdict(study, tmp_path).split(". recgoat against ", 1)[1]
+    assert contrast.startswith("mf: not yet (recgoat 2 of 3 seeds, mf 2 of 3 seeds); "
+                               "provisional, on the shared seeds 0, 1: ")
+    assert contrast.endswith(f": {numbers}.")
+
+
 def test_a_difference_is_called_only_when_the_user_test_and_the_seed_rule_agree(tmp_path, monkeypatch):
     """`judged`: the paired t test over users sees no seed noise, so a tiny p alone does not decide."""
     from recgoat_lib import study as st
