@@ -34,6 +34,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .data import DataError, Dataset, feature_dir, load_dataset, shown_path
+from .determinism import pin_threads
 from .feature_cache import encode_cached
 
 MISSING_POLICIES = ("placeholder", "mean", "error")
@@ -425,7 +426,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--llm", default=None, help="local instruction-tuned LLM folder for preference texts")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--out", default=None, help="output folder (default: feature_dir(dataset))")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads for encoding (default: $RECGOAT_THREADS, else the one that importing "
+                        "recgoat_lib pins); the features' last bits depend on it, as on the CPU")
     a = p.parse_args(argv)
+    if a.threads is not None:
+        pin_threads(a.threads)
     ds = load_dataset(a.dataset)
     f = encode_dataset(ds, TextEncoder(a.encoder, batch_size=a.batch_size), missing=a.missing,
                        generator=TransformersGenerator(a.llm) if a.llm else None)

@@ -151,6 +151,21 @@ def test_written_features_load_back(tmp_path, monkeypatch):
     np.testing.assert_array_equal(back.user_features["text"], f.user)
 
 
+def test_the_encoding_command_uses_the_threads_it_is_given(tmp_path, monkeypatch):
+    import torch
+    seen, encode_dataset = [], lm.encode_dataset
+    def encode(ds, encoder, **kwargs):
+        seen.append(torch.get_num_threads())
+        return encode_dataset(ds, BagOfWords(), cache_dir=tmp_path / "cache", progress=False)
+    monkeypatch.setattr(lm, "load_dataset", lambda name: tiny())
+    monkeypatch.setattr(lm, "TextEncoder", lambda *args, **kwargs: None)
+    monkeypatch.setattr(lm, "encode_dataset", encode)
+    lm.main(["tiny", "--threads", "2", "--out", str(tmp_path / "out")])
+    assert seen == [2] and (tmp_path / "out" / "text_feat.npy").exists()
+    with pytest.raises(ValueError, match="threads must be positive"):
+        lm.main(["tiny", "--threads", "0", "--out", str(tmp_path / "out")])
+
+
 def test_real_minilm_encode_offline(tmp_path, capfd):
     enc = lm.TextEncoder(progress=False)
     texts = ["red mountain bike", "blue road bicycle", "organic green tea"]
