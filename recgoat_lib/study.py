@@ -86,9 +86,10 @@ SPORTS_CONVERGED = Study(
     seeds=(2025, 2026, 2027),
     train=TrainConfig(epochs=1000, batch_size=2048, lr=1e-3, eval_every=1, patience=20),
     grids=STUDY_GRIDS,
-    # what the LM views and alignment add to RecGOAT's own ID-only scaffolding, and what the released
-    # code's behaviours change
-    contrasts=(("recgoat", "recgoat ID-only"), ("recgoat", "recgoat released")),
+    # what the LM views and alignment add to RecGOAT's own ID-only scaffolding, what the released
+    # code's behaviours change, and what the alignment adds over naive injection of the same LM features
+    # (the paper's motivation; this third contrast was added once lm_inject's seeds were recorded)
+    contrasts=(("recgoat", "recgoat ID-only"), ("recgoat", "recgoat released"), ("recgoat", "lm_inject")),
 )
 STUDIES = {s.name: s for s in (SPORTS_CONVERGED,)}
 
