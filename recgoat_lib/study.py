@@ -389,7 +389,7 @@ def _contrasts(study: Study, found: dict[str, dict[int, Record]], complete: dict
         if shared := _on_shared_seeds(study, found, label, against, results_dir):
             seeds, side, numbers = shared
             said.append(f"{label} against {against}: not yet ({have}); provisional, on the shared seeds "
-                        f"{', '.join(map(str, seeds))}: {words[side]}: {numbers}.")
+                        f"{', '.join(map(str, seeds))}, {label} is {words[side]} {against}: {numbers}.")
         else:
             said.append(f"{label} against {against}: not yet ({have}).")
     return " ".join(said)

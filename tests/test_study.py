@@ -107,7 +107,7 @@ def test_without_all_seeds_there_is_no_verdict_but_two_shared_seeds_get_a_provis
     _, numbers = judged(runs["recgoat"], mf, tmp_path)
     contrast = verdict(study, tmp_path).split(". recgoat against ", 1)[1]
     assert contrast.startswith("mf: not yet (recgoat 2 of 3 seeds, mf 2 of 3 seeds); "
-                               "provisional, on the shared seeds 0, 1: ")
+                               "provisional, on the shared seeds 0, 1, recgoat is ")
     assert contrast.endswith(f": {numbers}.")
 
 
