@@ -31,10 +31,11 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from .data import DataError, Dataset, feature_dir, load_dataset, shown_path
-from .determinism import pin_threads
+from .determinism import execution_context, pin_threads
 from .feature_cache import encode_cached
 
 MISSING_POLICIES = ("placeholder", "mean", "error")
@@ -397,20 +398,27 @@ def with_lm_features(ds: Dataset, encoder: Encoder | str | os.PathLike | None = 
     print(f"{ds.name}: text features {f.item.shape} items, {f.user.shape} users; "
           f"{len(f.missing_items)} items without text ({f.missing_policy}); "
           f"cache hit item={f.cache_hit['item']} user={f.cache_hit['user']}")
+    return attach_features(ds, f)
+
+
+def attach_features(ds: Dataset, f: LMFeatures) -> Dataset:
+    """A copy of `ds` with `f` as its item and user "text" features and its user texts."""
     return dataclasses.replace(ds, item_features={**ds.item_features, "text": f.item},
                                user_features={**ds.user_features, "text": f.user},
                                user_text=f.user_text)
 
 
-def write_features(name: str, f: LMFeatures, folder: str | os.PathLike | None = None) -> Path:
-    """Write MMRec-layout text_feat.npy / user_text_feat.npy, the user texts and a manifest."""
+def write_features(name: str, f: LMFeatures, folder: str | os.PathLike | None = None,
+                   extra: dict | None = None) -> Path:
+    """Write MMRec-layout text_feat.npy / user_text_feat.npy, the user texts and a manifest
+    (`f.summary()` and `extra`)."""
     out = Path(folder) if folder is not None else feature_dir(name)
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / "text_feat.npy", f.item)
     np.save(out / "user_text_feat.npy", f.user)
     (out / "user_text.txt").write_text("\n".join(f.user_text) + "\n")
     (out / "lm_manifest.json").write_text(json.dumps(
-        {**f.summary(), "missing_item_ids": f.missing_items[:100].tolist()}, indent=2) + "\n")
+        {**f.summary(), **(extra or {}), "missing_item_ids": f.missing_items[:100].tolist()}, indent=2) + "\n")
     return out
 
 
@@ -428,15 +436,20 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--out", default=None, help="output folder (default: feature_dir(dataset))")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads for encoding (default: $RECGOAT_THREADS, else the one that importing "
-                        "recgoat_lib pins); the features' last bits depend on it, as on the CPU")
+                        "recgoat_lib pins); the features' last bits can depend on the CPU, so the manifest "
+                        "names it and the data checksum runs on these features will record")
     a = p.parse_args(argv)
     if a.threads is not None:
         pin_threads(a.threads)
     ds = load_dataset(a.dataset)
     f = encode_dataset(ds, TextEncoder(a.encoder, batch_size=a.batch_size), missing=a.missing,
                        generator=TransformersGenerator(a.llm) if a.llm else None)
-    out = write_features(ds.name, f, a.out)
-    summary = f.summary()
+    # what ties a run to these features: the checksum its record keeps (`Dataset.checksum`), and the
+    # machine that encoded them (other CPUs give other last bits; a cache hit was encoded earlier)
+    extra = {"data_checksum": attach_features(ds, f).checksum(),
+             "encoded_under": None if all(f.cache_hit.values()) else execution_context(torch.device("cpu"))}
+    out = write_features(ds.name, f, a.out, extra)
+    summary = {**f.summary(), **extra}
     print(json.dumps(summary, indent=2))
     print(f"wrote {shown_path(out)}")
     return summary

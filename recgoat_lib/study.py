@@ -213,8 +213,8 @@ def tuning_table(study: Study, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
 def study_table(study: Study, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
     """One row per model: mean ± std of test Recall/NDCG@20 over its seeds (or what is missing),
     the paired tests of complete models against the best complete baseline on per-user Recall@20,
-    the published MMRec Recall@20 (cited, not measured), epochs, wall time and the device it was
-    measured on, and cap flags."""
+    the published MMRec Recall@20 (cited, not measured), epochs, wall time, the device it was
+    measured on, the data (interactions and features) its runs read, and cap flags."""
     records = load_records(results_dir, study.dataset)
     found = study_records(study, records)
     complete, best = _complete(study, found)
@@ -254,6 +254,9 @@ def study_table(study: Study, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
         row["epoch cap hit"] = ", ".join(capped) or ("none" if recs else "")
         row["hours per run"] = ", ".join(f"{_hours(r):.2f}" for r in recs)
         row["device"] = ", ".join(sorted({run_hardware(r) for r in recs}))
+        # what the runs read (`Dataset.checksum`: interactions and features); LM features encoded on
+        # another machine or thread count differ in their last bits, and so does this
+        row["data"] = ", ".join(sorted({f"`{r['dataset_checksum'][:8]}`" for r in recs}))
         # in backticks: a hash such as 97951e5 must not be read as a number by the table writers
         commits = {f"`{commit_label(r)}`" for r in recs}
         row["commit"] = ", ".join(sorted(commits))

@@ -2,6 +2,7 @@
 shapes/dtypes, the generator interface and a real encode with the offline MiniLM model."""
 from __future__ import annotations
 
+import json
 import zlib
 
 import numpy as np
@@ -160,8 +161,14 @@ def test_the_encoding_command_uses_the_threads_it_is_given(tmp_path, monkeypatch
     monkeypatch.setattr(lm, "load_dataset", lambda name: tiny())
     monkeypatch.setattr(lm, "TextEncoder", lambda *args, **kwargs: None)
     monkeypatch.setattr(lm, "encode_dataset", encode)
-    lm.main(["tiny", "--threads", "2", "--out", str(tmp_path / "out")])
+    summary = lm.main(["tiny", "--threads", "2", "--out", str(tmp_path / "out")])
     assert seen == [2] and (tmp_path / "out" / "text_feat.npy").exists()
+    # the manifest ties the features to runs: the data checksum a run on them records, and the encoder's machine
+    manifest = json.loads((tmp_path / "out" / "lm_manifest.json").read_text())
+    with_features = lm.attach_features(tiny(), lm.encode_dataset(tiny(), BagOfWords(), cache_dir=tmp_path / "cache",
+                                                                  progress=False))
+    assert manifest["data_checksum"] == summary["data_checksum"] == with_features.checksum() != tiny().checksum()
+    assert manifest["encoded_under"]["threads"] == 2 and manifest["encoded_under"]["cpu_model"]
     with pytest.raises(ValueError, match="threads must be positive"):
         lm.main(["tiny", "--threads", "0", "--out", str(tmp_path / "out")])
 

@@ -30,6 +30,7 @@ def test_study_table_from_records_shows_missing_seeds_and_tests(toy, tmp_path):
     assert table.loc["bpr", "seeds"] == "2 of 2" and "±" in table.loc["bpr", "recall@20"]
     assert table.loc["recgoat", "recall@20"].startswith("incomplete (0: ")
     assert table.loc["lightgcn", "epoch cap hit"] == "0, 1"  # 2 epochs with patience 5: the cap stopped both
+    assert (table["data"] == f"`{toy.checksum()[:8]}`").all()  # what the runs read: one dataset here
     tested = [c for c in table.columns if c.startswith("vs ")]
     assert len(tested) == 1
     best = tested[0].split(" ")[1]
