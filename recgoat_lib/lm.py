@@ -436,8 +436,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--out", default=None, help="output folder (default: feature_dir(dataset))")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads for encoding (default: $RECGOAT_THREADS, else the one that importing "
-                        "recgoat_lib pins); the features' last bits can depend on the CPU, so the manifest "
-                        "names it and the data checksum runs on these features will record")
+                        "recgoat_lib pins); the features' last bits can depend on the machine, so the manifest "
+                        "names the machine and the data checksum that runs on these features will record")
     a = p.parse_args(argv)
     if a.threads is not None:
         pin_threads(a.threads)

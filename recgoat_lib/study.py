@@ -255,7 +255,7 @@ def study_table(study: Study, results_dir: Path = RESULTS_DIR) -> pd.DataFrame:
         row["hours per run"] = ", ".join(f"{_hours(r):.2f}" for r in recs)
         row["device"] = ", ".join(sorted({run_hardware(r) for r in recs}))
         # what the runs read (`Dataset.checksum`: interactions and features); LM features encoded on
-        # another machine or thread count differ in their last bits, and so does this
+        # another machine can differ in their last bits, and so does this
         row["data"] = ", ".join(sorted({f"`{r['dataset_checksum'][:8]}`" for r in recs}))
         # in backticks: a hash such as 97951e5 must not be read as a number by the table writers
         commits = {f"`{commit_label(r)}`" for r in recs}
